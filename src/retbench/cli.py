@@ -1,0 +1,262 @@
+"""The ``retbench`` command line: a thin layer over the library (progress bars live here)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from retbench._version import __version__
+from retbench.errors import RetbenchError
+
+DEMO_ENCODERS = ("efficientnet_lite0", "colorhist")
+
+
+def demo_dataset_dir() -> Path:
+    """The demo dataset that ships inside the package (a CC0 subset of clothing-dataset-small)."""
+    return Path(__file__).parent / "demo_data" / "clothing-demo"
+
+
+def _tqdm_progress(description: str, total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="img", dynamic_ncols=True, leave=False, file=sys.stderr)
+
+
+def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("embedding extraction")
+    group.add_argument("--weights", action="append", default=[], metavar="[ENCODER=]FILE",
+                       help="local weights file (upstream formats); with several encoders write ENCODER=FILE")
+    group.add_argument("--random-init", action="store_true",
+                       help="random weights of the real architecture (tests and speed runs only; recorded in results)")
+    group.add_argument("--preprocess", choices=("default", "study"), default="default",
+                       help="default: the upstream library's eval transform; study: resize straight to 224x224")
+    group.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    group.add_argument("--workers", type=int, default=None, help="image decoding processes (default: one per core, max 8)")
+    group.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    group.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                       help="fp32 (default, exact), bf16 autocast, fp16 autocast (CUDA)")
+    group.add_argument("--cache-dir", type=Path, default=None,
+                       help="embedding cache (default: $RETBENCH_CACHE_DIR or the user cache dir)")
+    group.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
+    group.add_argument("--skip-bad", action="store_true",
+                       help="leave out images that cannot be decoded (listed in results) instead of failing")
+    group.add_argument("--seed", type=int, default=0, help="seed for random init, bootstrap and tests (default 0)")
+
+
+def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("evaluation")
+    group.add_argument("--k", type=int, nargs="+", default=[1, 5, 10, 100], metavar="K",
+                       help="cut-offs for precision@K, recall@K, mAP@K, nDCG@K (default 1 5 10 100)")
+    group.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                       help="bootstrap resamples for 95%% confidence intervals (0: none; default 1000)")
+    group.add_argument("--eval-device", default="cpu", help="where scores are computed: cpu or cuda (default cpu)")
+    group.add_argument("--no-figures", action="store_true", help="skip PR curves and retrieval grids")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="retbench", description="Evaluate visual encoders for image retrieval.")
+    parser.add_argument("--version", action="version", version=f"retbench {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="run offline on the bundled demo dataset with real pretrained weights")
+    demo.add_argument("--out", type=Path, default=Path("retbench-demo"), help="result folder (default ./retbench-demo)")
+    demo.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    demo.add_argument("--cache-dir", type=Path, default=None, help="embedding cache")
+
+    listing = commands.add_parser("encoders", help="list known encoders (timm:PATTERN / open_clip:PATTERN list those libraries)")
+    listing.add_argument("pattern", nargs="?", default="*", help="glob, e.g. '*dino*' or 'timm:*convnext*'")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate encoders on datasets, or embeddings computed elsewhere")
+    evaluate.add_argument("datasets", nargs="*", type=Path, metavar="DATASET_DIR",
+                          help="folders holding images/ and list_of_images.txt")
+    evaluate.add_argument("--encoder", action="append", default=[], metavar="SPEC",
+                          help="encoder spec (repeatable): resnet34, dinov2_vits14, clip_vitb32, timm:NAME, open_clip:ARCH/TAG")
+    evaluate.add_argument("--out", type=Path, required=True, help="result folder (earlier results there are replaced)")
+    evaluate.add_argument("--embeddings", type=Path, help="a (N, D) .npy matrix computed elsewhere (row i = list line i)")
+    evaluate.add_argument("--labels", type=Path, help="list_of_images.txt giving the labels of --embeddings")
+    evaluate.add_argument("--name", help="dataset name in results for --embeddings (default: the list's folder)")
+    _add_extract_arguments(evaluate)
+    _add_eval_arguments(evaluate)
+
+    embed = commands.add_parser("embed", help="extract (and cache) embeddings of one dataset into a .npy file")
+    embed.add_argument("dataset", type=Path, metavar="DATASET_DIR")
+    embed.add_argument("--encoder", required=True, metavar="SPEC")
+    embed.add_argument("--out", type=Path, required=True, help="output .npy: (N, D) float32, row i = list line i")
+    _add_extract_arguments(embed)
+    return parser
+
+
+def _weights_map(values: Sequence[str], encoders: Sequence[str]) -> dict[str, Path]:
+    mapping: dict[str, Path] = {}
+    for value in values:
+        spec, sep, file = value.partition("=")
+        if sep and spec in encoders:
+            mapping[spec] = Path(file)
+        elif len(encoders) == 1:
+            mapping[encoders[0]] = Path(value)
+        else:
+            raise RetbenchError(
+                f"--weights {value}: with several encoders, name the encoder: --weights ENCODER=FILE "
+                f"(encoders: {', '.join(encoders)})"
+            )
+    return mapping
+
+
+def _extract_options(args: argparse.Namespace, encoders: Sequence[str]):
+    from retbench.runner import ExtractOptions
+
+    return ExtractOptions(
+        weights=_weights_map(args.weights, encoders),
+        random_init=args.random_init,
+        preprocess=args.preprocess,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        device=args.device,
+        precision=args.precision,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        skip_bad=args.skip_bad,
+        seed=args.seed,
+    )
+
+
+def _print_summary(document: dict, out_dir: Path) -> None:
+    print((out_dir / "table.md").read_text(encoding="utf-8"))
+    for run in document["runs"]:
+        if run.get("skipped"):
+            print(f"note: {len(run['skipped'])} unreadable image(s) skipped in {run['dataset']} (see results.json)")
+        if run.get("n_queries_without_relevant"):
+            print(f"note: {run['n_queries_without_relevant']} query(ies) of {run['dataset']} have no relevant item "
+                  "(single-image classes): AP null, left out of the mAP")  # fmt: skip
+        if run["config"].get("encoder", {}).get("weights", {}).get("kind") == "random-init":
+            print(f"note: {run['encoder']} used RANDOM weights (--random-init): its numbers say nothing about the model")
+    print(f"results written to {out_dir}/")
+
+
+def _cmd_demo(args: argparse.Namespace, invocation: str) -> int:
+    from retbench.runner import EvalOptions, ExtractOptions, evaluate_datasets
+
+    dataset = demo_dataset_dir()
+    print(f"retbench demo: {', '.join(DEMO_ENCODERS)} on the bundled demo dataset ({dataset})")
+    options = ExtractOptions(device=args.device, cache_dir=args.cache_dir)
+    document = evaluate_datasets([dataset], DEMO_ENCODERS, args.out, options, EvalOptions(),
+                                 progress=_tqdm_progress, invocation=invocation)  # fmt: skip
+    _print_summary(document, args.out)
+    return 0
+
+
+def _cmd_encoders(args: argparse.Namespace, invocation: str) -> int:
+    from retbench.encoders import list_encoders
+
+    entries = list_encoders(args.pattern)
+    if not entries:
+        print(f"no encoder matches {args.pattern!r}")
+        return 1
+    rows = [("name", "dim", "backend", "weights local", "weights source")]
+    for e in entries:
+        rows.append((e.name, str(e.dim or "?"), e.backend, "yes" if e.weights_available() else "no", e.weights_source))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4])
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace, invocation: str) -> int:
+    from retbench.runner import EvalOptions, evaluate_datasets, evaluate_embeddings_file
+
+    eval_options = EvalOptions(ks=tuple(args.k), n_bootstrap=args.bootstrap, seed=args.seed,
+                               figures=not args.no_figures, device=args.eval_device)  # fmt: skip
+    if args.embeddings is not None:
+        if args.labels is None:
+            raise RetbenchError("--embeddings needs --labels LIST.txt (row i of the matrix = line i of the list)")
+        if args.datasets or args.encoder:
+            raise RetbenchError("--embeddings evaluates a precomputed matrix: drop DATASET_DIR and --encoder")
+        document = evaluate_embeddings_file(args.embeddings, args.labels, args.out, eval_options,
+                                            dataset_name=args.name, invocation=invocation)  # fmt: skip
+    else:
+        if not args.datasets:
+            raise RetbenchError("give at least one DATASET_DIR (or --embeddings FILE.npy --labels LIST.txt)")
+        if not args.encoder:
+            raise RetbenchError("give at least one --encoder SPEC (`retbench encoders` lists them)")
+        document = evaluate_datasets(args.datasets, args.encoder, args.out, _extract_options(args, args.encoder),
+                                     eval_options, progress=_tqdm_progress, invocation=invocation)  # fmt: skip
+    _print_summary(document, args.out)
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace, invocation: str) -> int:
+    import json
+
+    import numpy as np
+
+    from retbench.datasets import load_dataset
+    from retbench.embeddings import EmbeddingStore, bad_images_message, extract, resolve_device
+    from retbench.embeddings.store import atomic_write_bytes, atomic_write_text
+    from retbench.encoders import build_encoder
+    from retbench.environment import default_cache_dir
+    from retbench.errors import BadImagesError
+
+    options = _extract_options(args, [args.encoder])
+    dataset = load_dataset(args.dataset)
+    encoder = build_encoder(args.encoder, weights=options.weights.get(args.encoder), random_init=options.random_init,
+                            preprocess=options.preprocess, seed=options.seed,
+                            device=str(resolve_device(options.device)))  # fmt: skip
+    store = EmbeddingStore(options.cache_dir or default_cache_dir()) if options.use_cache else None
+    bar = _tqdm_progress(f"{args.encoder} on {dataset.name}", len(dataset))
+    try:
+        result = extract(dataset, encoder, batch_size=options.batch_size, num_workers=options.num_workers,
+                         precision=options.precision, store=store, progress=bar.update)  # fmt: skip
+    finally:
+        bar.close()
+    if result.bad and not options.skip_bad:
+        raise BadImagesError(bad_images_message(dataset, result), result.bad)
+    rows = result.good_rows
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, result.vectors[rows], allow_pickle=False)
+    out = args.out if args.out.suffix == ".npy" else args.out.with_suffix(".npy")
+    atomic_write_bytes(out, buffer.getvalue())
+    sidecar = {
+        "invocation": invocation,
+        "dataset": dataset.summary(),
+        "encoder": encoder.describe(),
+        "shape": [len(rows), encoder.dim],
+        "rows": "row i = line i of the list" if not result.bad else "rows of the images not in 'skipped', in list order",
+        "skipped": [b.to_dict() for b in result.bad],
+        "cache_key": result.cache_key,
+        "timings": result.timings,
+    }
+    atomic_write_text(out.with_suffix(".json"), json.dumps(sidecar, indent=1, default=str) + "\n")
+    print(f"wrote {out} ({len(rows)} x {encoder.dim} float32, unit rows) and {out.with_suffix('.json')}")
+    if result.bad:
+        print(f"note: {len(result.bad)} unreadable image(s) skipped; they are listed in {out.with_suffix('.json')}")
+    return 0
+
+
+_COMMANDS = {"demo": _cmd_demo, "encoders": _cmd_encoders, "evaluate": _cmd_evaluate, "embed": _cmd_embed}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    invocation = "retbench " + shlex.join(argv)
+    try:
+        return _COMMANDS[args.command](args, invocation)
+    except RetbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (finished embedding chunks are cached; rerun to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
