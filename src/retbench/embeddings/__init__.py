@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from retbench.datasets import Dataset, load_dataset
-from retbench.embeddings.extract import PRECISIONS, Extraction, extract, resolve_device
+from retbench.embeddings.extraction import PRECISIONS, Extraction, extract, resolve_device
 from retbench.embeddings.store import EmbeddingStore
 from retbench.environment import default_cache_dir
 from retbench.errors import BadImagesError

@@ -166,15 +166,15 @@ def extract(
                 features = encoder.embed(x)
             vectors[batch.indices] = _unit_rows(features, batch.indices, dataset)
             forward_s += time.perf_counter() - t0
-        done = len(batch.indices) + len(batch.failures)
-        computed += done
-        if progress:
-            progress(done)
         if last_of_chunk:
             if entry is not None:
                 entry.save_chunk(c, vectors[chunks[c]], chunk_bad)
             bad.extend(chunk_bad)
             chunk_bad = []
+        done = len(batch.indices) + len(batch.failures)
+        computed += done
+        if progress:
+            progress(done)
     elapsed = time.perf_counter() - started
     bad.sort(key=lambda b: b["index"])
     if entry is not None:
