@@ -86,9 +86,11 @@ def plot_retrieval_grid(path: Path, dataset: Dataset, vectors: np.ndarray, ap: n
                 spine.set_edgecolor(colour)
                 spine.set_linewidth(3 if c else 1)
             ax.set_title(title if title else f"{_short(labels[idx], 12)}\n{score:.3f}", fontsize=7)
-    axes[0, 1].annotate(f"top-{k} →", (0, 1.45), xycoords="axes fraction", fontsize=9, weight="bold")
-    axes[0, 1 + k].annotate(f"worst-{k} →", (0, 1.45), xycoords="axes fraction", fontsize=9, weight="bold")
-    fig.suptitle(f"{dataset.name} / {encoder}: retrievals (green = same class)", fontsize=11)
+    fig.suptitle(
+        f"{dataset.name} / {encoder}: each row is a query, then its top-{k} and its worst-{k} retrievals "
+        "(green frame = same class; score = cosine similarity)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
