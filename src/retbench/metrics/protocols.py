@@ -1,0 +1,234 @@
+"""The evaluation protocols: leave-one-out (the default), query/gallery, and per-query ground truth.
+
+Each validates its inputs, ranks the database for every query block by block, turns the ranks into
+per-query metrics at once (memory stays O(block x N)), and aggregates them into an
+:class:`~retbench.metrics.evaluation.Evaluation`. Scores are cosine similarities = dot products of
+the L2-normalised float32 rows, computed in float32 (so APs can differ from a float64 computation
+when two scores are within float32 rounding of each other; see docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from retbench.metrics import _engine
+from retbench.metrics._validation import (
+    check_ap_definition,
+    check_block_size,
+    check_embeddings,
+    check_ks,
+    check_labels,
+    check_non_negative_int,
+    check_pr_levels,
+)
+from retbench.metrics.evaluation import Evaluation, metric_keys, per_query_key, per_query_metrics, summarise
+from retbench.metrics.pr_curve import pr_curve_from_ranks, recall_levels
+from retbench.metrics.ranks import relevant_ranks
+from retbench.metrics.statistics import bootstrap_ci
+
+logger = logging.getLogger(__name__)
+
+TIE_RULE = ("ranking: descending score, equal scores by ascending database index (stable); "
+            "sklearn AP and PR curve: equal scores share one threshold")  # fmt: skip
+SCORE = "cosine similarity = dot product of L2-normalised rows, computed in float32"
+
+
+def evaluate(embeddings: np.ndarray, labels: Sequence[str], *, ks: Sequence[int] = (1, 5, 10, 100),
+             block_size: int | None = None, device: str = "cpu", n_bootstrap: int = 1000, seed: int = 0,
+             ap_definition: str = "sklearn", pr_levels: int = 101, backend: str = "auto") -> Evaluation:  # fmt: skip
+    """Leave-one-out retrieval evaluation: every row is a query against all the other rows.
+
+    Args:
+        embeddings: (N, D) float32, L2-normalised rows; row i = item i.
+        labels: N class labels; an item is relevant to a query when their labels are equal.
+        ks: cut-offs for precision@K, recall@K, map@K and ndcg@K.
+        block_size: queries per block (memory ~ 4 * block_size * N bytes); None: about 128 MiB of scores.
+        device: "cpu" or "cuda[:N]" (the matrix products and counting run there with torch).
+        n_bootstrap: resamples for the 95% bootstrap CIs (``<key>_ci95``); 0 disables them.
+        seed: bootstrap seed.
+        ap_definition: "sklearn" (default; equals ``sklearn.metrics.average_precision_score`` over the
+            N-1 other items, ties included) or "trapezoid" (Revisited Oxford/Paris ``compute_ap``).
+        pr_levels: number of recall levels of the PR curve (``np.linspace(0, 1, pr_levels)``).
+        backend: "auto" (numba kernel on the CPU when numba is installed, else torch), "numba" or "torch".
+
+    The query is excluded from its own ranking by index, not by score: an identical image with
+    another label is a retrieved non-relevant item, one with the same label a relevant item.
+
+    The numba backend compiles its kernels on the first call in a new environment (about 10 s) and
+    caches them on disk. Results are bit-for-bit reproducible for the same inputs and options.
+    """
+    embeddings = check_embeddings("embeddings", embeddings)
+    label_array = check_labels("labels", labels, embeddings.shape[0], "embeddings")
+    _, codes = np.unique(label_array.astype(str), return_inverse=True)
+    codes = codes.astype(np.int64)
+    problem = _engine.RankingProblem(queries=embeddings, query_codes=codes, database=embeddings, database_codes=codes,
+                                     self_index=np.arange(embeddings.shape[0], dtype=np.int64))  # fmt: skip
+    return _run(problem, label_array, "leave-one-out", ks=ks, block_size=block_size, device=device,
+                n_bootstrap=n_bootstrap, seed=seed, ap_definition=ap_definition, pr_levels=pr_levels,
+                backend=backend)  # fmt: skip
+
+
+def evaluate_query_gallery(query_embeddings: np.ndarray, query_labels: Sequence[str], gallery_embeddings: np.ndarray,
+                           gallery_labels: Sequence[str], *, ks: Sequence[int] = (1, 5, 10, 100),
+                           block_size: int | None = None, device: str = "cpu", n_bootstrap: int = 1000,
+                           seed: int = 0, ap_definition: str = "sklearn", pr_levels: int = 101,
+                           backend: str = "auto") -> Evaluation:  # fmt: skip
+    """Queries ranked against a separate gallery (no exclusion); relevant = same label.
+
+    Shapes: query_embeddings (Q, D) and gallery_embeddings (N, D) float32, L2-normalised. A query
+    whose label does not occur in the gallery has no relevant item (NaN). Other arguments as in
+    :func:`evaluate`.
+    """
+    queries = check_embeddings("query_embeddings", query_embeddings)
+    gallery = check_embeddings("gallery_embeddings", gallery_embeddings)
+    if queries.shape[1] != gallery.shape[1]:
+        raise ValueError(f"query_embeddings and gallery_embeddings must have the same dimension, "
+                         f"got {queries.shape[1]} and {gallery.shape[1]}")  # fmt: skip
+    q_labels = check_labels("query_labels", query_labels, queries.shape[0], "query_embeddings")
+    g_labels = check_labels("gallery_labels", gallery_labels, gallery.shape[0], "gallery_embeddings")
+    names, g_codes = np.unique(g_labels.astype(str), return_inverse=True)
+    position = np.searchsorted(names, q_labels.astype(str))
+    found = (position < names.size) & (names[np.minimum(position, names.size - 1)] == q_labels.astype(str))
+    problem = _engine.RankingProblem(queries=queries, query_codes=np.where(found, position, -1).astype(np.int64),
+                                     database=gallery, database_codes=g_codes.astype(np.int64),
+                                     self_index=np.full(queries.shape[0], -1, dtype=np.int64))  # fmt: skip
+    return _run(problem, q_labels, "query/gallery", ks=ks, block_size=block_size, device=device,
+                n_bootstrap=n_bootstrap, seed=seed, ap_definition=ap_definition, pr_levels=pr_levels,
+                backend=backend)  # fmt: skip
+
+
+def evaluate_ground_truth(query_embeddings: np.ndarray, gallery_embeddings: np.ndarray, ok: Sequence[np.ndarray],
+                          junk: Sequence[np.ndarray], *, ks: Sequence[int] = (1, 5, 10, 100),
+                          block_size: int | None = None, n_bootstrap: int = 1000, seed: int = 0,
+                          ap_definition: str = "sklearn", pr_levels: int = 101) -> Evaluation:  # fmt: skip
+    """Per-query ground truth (Revisited Oxford/Paris style): relevant = ``ok[q]``, ``junk[q]`` removed.
+
+    Args:
+        query_embeddings: (Q, D) float32; gallery_embeddings: (N, D) float32; L2-normalised rows.
+        ok: Q integer arrays of gallery indices relevant to each query (empty: AP = NaN).
+        junk: Q integer arrays of gallery indices removed from that query's ranking before any
+            metric (neither relevant nor counted as retrieved). An index in both lists is junk.
+        ap_definition: "sklearn" (default) or "trapezoid" (what revisitop reports: use it to
+            reproduce published Revisited Oxford/Paris mAPs).
+
+    The queries are not part of the gallery. Per-class results are empty (there are no labels).
+    """
+    queries = check_embeddings("query_embeddings", query_embeddings)
+    gallery = check_embeddings("gallery_embeddings", gallery_embeddings)
+    if queries.shape[1] != gallery.shape[1]:
+        raise ValueError(f"query_embeddings and gallery_embeddings must have the same dimension, "
+                         f"got {queries.shape[1]} and {gallery.shape[1]}")  # fmt: skip
+    n_queries, n_gallery = queries.shape[0], gallery.shape[0]
+    ok_sets = _check_index_lists("ok", ok, n_queries, n_gallery)
+    junk_sets = _check_index_lists("junk", junk, n_queries, n_gallery)
+    ks, ap_definition, pr_levels, n_bootstrap, block_size = _check_options(ks, ap_definition, pr_levels, n_bootstrap,
+                                                                           block_size)  # fmt: skip
+    block = block_size or _engine.default_block_size(n_gallery)
+    levels = recall_levels(pr_levels)
+    started = time.perf_counter()
+    collected: dict[str, list[np.ndarray]] = {}
+    pr_sum = np.zeros(levels.size)
+    for start in range(0, n_queries, block):
+        stop = min(start + block, n_queries)
+        scores = queries[start:stop] @ gallery.T
+        relevant = np.zeros(scores.shape, dtype=bool)
+        ranked = np.ones(scores.shape, dtype=bool)
+        for row, q in enumerate(range(start, stop)):
+            relevant[row, ok_sets[q]] = True
+            ranked[row, junk_sets[q]] = False
+        ranks = relevant_ranks(relevant, scores, ranked)
+        for key, values in per_query_metrics(ranks, ks, ap_definition).items():
+            collected.setdefault(key, []).append(values)
+        pr_sum += np.nansum(pr_curve_from_ranks(ranks, pr_levels), axis=0)
+    per_query = {key: np.concatenate(parts) for key, parts in collected.items()}
+    config = _config("ground truth (ok / junk per query)", ks, ap_definition, pr_levels, block, "cpu", "numpy",
+                     n_bootstrap, seed)  # fmt: skip
+    config["relevance"] = "ok[q]; junk[q] removed from the ranking"
+    logger.info("evaluated %d queries against %d gallery items in %.2fs", n_queries, n_gallery,
+                time.perf_counter() - started)  # fmt: skip
+    return summarise(per_query, pr_sum, levels, ks=ks, query_labels=None,
+                     ci95=bootstrap_ci(per_query, n_bootstrap=n_bootstrap, seed=seed), config=config)  # fmt: skip
+
+
+def _check_index_lists(name: str, lists: Sequence[np.ndarray], n_queries: int, n_gallery: int) -> list[np.ndarray]:
+    if isinstance(lists, np.ndarray) and lists.dtype != object:
+        lists = list(lists)
+    if len(lists) != n_queries:
+        raise ValueError(f"{name} must have one index array per query ({n_queries}), got {len(lists)}")
+    out = []
+    for q, items in enumerate(lists):
+        arr = np.asarray(items).ravel()
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{name}[{q}] must hold integer gallery indices, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() >= n_gallery):
+            raise ValueError(f"{name}[{q}] has an index outside [0, {n_gallery}): "
+                             f"{arr[(arr < 0) | (arr >= n_gallery)][:5].tolist()}")  # fmt: skip
+        out.append(arr)
+    return out
+
+
+def _check_options(ks, ap_definition, pr_levels, n_bootstrap, block_size):
+    return (check_ks(ks), check_ap_definition(ap_definition), check_pr_levels(pr_levels),
+            check_non_negative_int("n_bootstrap", n_bootstrap), check_block_size(block_size))  # fmt: skip
+
+
+def _config(protocol: str, ks, ap_definition, pr_levels, block_size, device, backend, n_bootstrap, seed) -> dict:
+    return {
+        "protocol": protocol,
+        "relevance": "same label",
+        "score": SCORE,
+        "ks": list(ks),
+        "ap_definition": ap_definition,
+        "tie_rule": TIE_RULE,
+        "pr_levels": pr_levels,
+        "pr_interpolation": "max precision at recall >= r, mean over queries with relevant items",
+        "block_size": block_size,
+        "device": device,
+        "backend": backend,
+        "n_bootstrap": n_bootstrap,
+        "ci": "95% percentile bootstrap over queries with relevant items" if n_bootstrap else None,
+        "seed": seed,
+    }
+
+
+def _run(problem: _engine.RankingProblem, query_labels: np.ndarray, protocol: str, *, ks, block_size, device,
+         n_bootstrap, seed, ap_definition, pr_levels, backend) -> Evaluation:  # fmt: skip
+    ks, ap_definition, pr_levels, n_bootstrap, block_size = _check_options(ks, ap_definition, pr_levels, n_bootstrap,
+                                                                           block_size)  # fmt: skip
+    backend = _engine.resolve_backend(backend, device)
+    _warn_if_not_normalised(problem)
+    block = block_size or _engine.default_block_size(problem.database.shape[0], device)
+    levels = recall_levels(pr_levels)
+    started = time.perf_counter()
+    n_queries = problem.queries.shape[0]
+    per_query = {per_query_key(key): np.empty(n_queries) for key in metric_keys(ks)}
+    pr_sum = np.zeros(levels.size)
+    for block_result in _engine.iter_blocks(problem, block_size=block, backend=backend, levels=levels, k_max=max(ks),
+                                            device=device):  # fmt: skip
+        values = per_query_metrics(block_result.ranks, ks, ap_definition, full=block_result.full)
+        for key, value in values.items():
+            per_query[key][block_result.rows] = value
+        pr_sum += np.nansum(block_result.pr_curve, axis=0)
+    ranked_s = time.perf_counter() - started
+    ci95 = bootstrap_ci(per_query, n_bootstrap=n_bootstrap, seed=seed)
+    logger.info("%s: %d queries x %d items ranked in %.2fs (backend %s, block %d), bootstrap in %.2fs", protocol,
+                n_queries, problem.database.shape[0], ranked_s, backend, block,
+                time.perf_counter() - started - ranked_s)  # fmt: skip
+    config = _config(protocol, ks, ap_definition, pr_levels, block, device, backend, n_bootstrap, seed)
+    return summarise(per_query, pr_sum, levels, ks=ks, query_labels=query_labels, ci95=ci95, config=config)
+
+
+def _warn_if_not_normalised(problem: _engine.RankingProblem) -> None:
+    arrays = [("embeddings", problem.queries)] if problem.queries is problem.database else [
+        ("queries", problem.queries), ("database", problem.database)]  # fmt: skip
+    for name, x in arrays:
+        norms = np.sqrt(np.einsum("ij,ij->i", x[:1024], x[:1024], dtype=np.float64))
+        if np.abs(norms - 1.0).max() > 1e-3:
+            logger.warning("%s rows are not L2-normalised (norms %.3g..%.3g): scores are dot products, not "
+                           "cosine similarities; normalise with x / np.linalg.norm(x, axis=1, keepdims=True)",
+                           name, norms.min(), norms.max())  # fmt: skip

@@ -1,0 +1,90 @@
+"""Exact blockwise top-k search by dot product (cosine similarity of L2-normalised rows).
+
+Like faiss' ``contrib/exhaustive_search.py``: queries and database are walked in blocks and a
+running top-k is merged block by block, so memory is O(query_block x (k + database_block)) and
+never O(Q x N). Ties are broken deterministically by ascending database index (a stable sort of
+the candidates, which are kept in index order), so the result equals a stable sort of the full
+score matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: default number of score entries materialised per (query block x database block).
+_BLOCK_ELEMENTS = 1 << 22
+
+
+def _check_matrix(name: str, x: object) -> np.ndarray:
+    if not isinstance(x, np.ndarray) or x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D numpy array (n, d), got {getattr(x, 'shape', type(x).__name__)}")
+    if x.dtype != np.float32:
+        raise ValueError(f"{name} must be float32, got dtype {x.dtype}; convert with {name}.astype(np.float32)")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} has non-finite values (NaN or inf)")
+    return x
+
+
+def topk(queries: np.ndarray, database: np.ndarray, k: int, *, exclude: np.ndarray | None = None,
+         largest: bool = True, block_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The ``k`` best (or worst) database items of each query, exactly.
+
+    Args:
+        queries: (Q, D) float32. database: (N, D) float32. Scores are ``queries @ database.T``.
+        k: number of results per query, 1 <= k <= N (N - 1 when ``exclude`` is given).
+        exclude: optional (Q,) int, the database index to leave out of each query's results (its own
+            row in leave-one-out), or -1 for none.
+        largest: True for the highest scores (retrievals), False for the lowest ("worst-k").
+        block_size: database rows per block (default: about 4M score entries per block).
+
+    Returns:
+        scores: (Q, k) float32, best first (highest first, or lowest first when ``largest=False``);
+        indices: (Q, k) int64 database indices; equal scores are ordered by ascending index.
+    """
+    queries = _check_matrix("queries", queries)
+    database = _check_matrix("database", database)
+    if queries.shape[1] != database.shape[1]:
+        raise ValueError(f"queries and database must have the same dimension, got {queries.shape[1]} and "
+                         f"{database.shape[1]}")  # fmt: skip
+    n_queries, n_database = queries.shape[0], database.shape[0]
+    if exclude is not None:
+        exclude = np.asarray(exclude)
+        if exclude.shape != (n_queries,) or not np.issubdtype(exclude.dtype, np.integer):
+            raise ValueError(f"exclude must be an integer array of shape ({n_queries},), got "
+                             f"{exclude.dtype} {exclude.shape}")  # fmt: skip
+        if exclude.size and (exclude.min() < -1 or exclude.max() >= n_database):
+            raise ValueError(f"exclude entries must be -1 or database indices in [0, {n_database})")
+    available = n_database - (1 if exclude is not None and (exclude >= 0).any() else 0)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= available:
+        raise ValueError(f"k must be an integer in [1, {available}] (database size"
+                         f"{' minus the excluded item' if available < n_database else ''}), got {k!r}")  # fmt: skip
+    if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer))
+                                   or block_size < 1):  # fmt: skip
+        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    db_block = int(block_size or max(k, _BLOCK_ELEMENTS // max(n_queries, 1), 1024))
+    q_block = max(1, _BLOCK_ELEMENTS // max(db_block + k, 1))
+    sign = np.float32(1.0 if largest else -1.0)
+    out_scores = np.empty((n_queries, k), dtype=np.float32)
+    out_index = np.empty((n_queries, k), dtype=np.int64)
+    for q0 in range(0, n_queries, q_block):
+        q1 = min(q0 + q_block, n_queries)
+        # Running best, kept sorted by (key descending, index ascending); key = sign * score.
+        best_key = np.full((q1 - q0, 0), -np.inf, dtype=np.float32)
+        best_index = np.zeros((q1 - q0, 0), dtype=np.int64)
+        for d0 in range(0, n_database, db_block):
+            d1 = min(d0 + db_block, n_database)
+            key = (queries[q0:q1] @ database[d0:d1].T) * sign
+            index = np.broadcast_to(np.arange(d0, d1, dtype=np.int64), key.shape)
+            if exclude is not None:
+                rows = np.flatnonzero((exclude[q0:q1] >= d0) & (exclude[q0:q1] < d1))
+                key[rows, exclude[q0:q1][rows] - d0] = -np.inf
+            # Earlier blocks hold smaller indices, so [best, block] is in index order within ties and
+            # a stable sort of -key keeps the (key desc, index asc) order.
+            merged_key = np.concatenate([best_key, key], axis=1)
+            merged_index = np.concatenate([best_index, index], axis=1)
+            order = np.argsort(-merged_key, axis=1, kind="stable")[:, :k]
+            best_key = np.take_along_axis(merged_key, order, axis=1)
+            best_index = np.take_along_axis(merged_index, order, axis=1)
+        out_scores[q0:q1] = best_key * sign
+        out_index[q0:q1] = best_index
+    return out_scores, out_index
