@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-dev clean
+.PHONY: demo test install install-dev browser-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests (tests/browser, marker `browser`) drive Debian's Chromium through Playwright and skip
+# cleanly without it. Installing it needs root (CI runs as root); a failure here never fails the build.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || \
+	  (timeout 900 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq \
+	    --no-install-recommends chromium >/dev/null) || \
+	  echo "chromium unavailable: browser tests will skip"
 
 clean:
 	rm -rf $(VENV) retbench-demo .pytest_cache

@@ -13,7 +13,8 @@ RESULTS_JSON = "results.json"
 TABLE_MD = "table.md"
 TABLE_CSV = "table.csv"
 # Every file a run writes matches one of these; a rerun deletes them first (results replace, never append).
-OWNED_PATTERNS = (RESULTS_JSON, TABLE_MD, TABLE_CSV, "pr_*.png", "retrievals_*.png")
+OWNED_PATTERNS = (RESULTS_JSON, TABLE_MD, TABLE_CSV, "pr_*.png", "retrievals_*.png", "report.html",
+                  "data/items_*.json", "data/retrievals_*.npz")
 
 
 def slug(text: str) -> str:
