@@ -35,10 +35,18 @@ def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--preprocess", choices=("default", "study"), default="default",
                        help="default: the upstream library's eval transform; study: resize straight to 224x224")
     group.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
-    group.add_argument("--workers", type=int, default=None, help="image decoding processes (default: one per core, max 8)")
+    group.add_argument("--workers", type=int, default=None,
+                       help="image decoding workers: threads on the CPU, processes on CUDA (default: one per core, max 8)")
     group.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     group.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                        help="fp32 (default, exact), bf16 autocast, fp16 autocast (CUDA)")
+    group.add_argument("--runtime", choices=("torch", "openvino"), default="torch",
+                       help="torch (default) or openvino (CPU; pip install 'retbench[openvino]'; export cached in the cache dir)")
+    group.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                       help="channels_last memory format for the torch runtime (default: on for CNNs; same fp32 numbers)")
+    group.add_argument("--decode", choices=("full", "reduced"), default="full",
+                       help="full (default, exact) or reduced: JPEGs >= 2x the resize target decoded at 1/2-1/8 scale (faster, "
+                            "pixels change slightly)")
     group.add_argument("--cache-dir", type=Path, default=None,
                        help="embedding cache (default: $RETBENCH_CACHE_DIR or the user cache dir)")
     group.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
@@ -55,6 +63,8 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                        help="bootstrap resamples for 95%% confidence intervals (0: none; default 1000)")
     group.add_argument("--eval-device", default="cpu", help="where scores are computed: cpu or cuda (default cpu)")
     group.add_argument("--no-figures", action="store_true", help="skip PR curves and retrieval grids")
+    group.add_argument("--no-report", action="store_true",
+                       help="skip report.html (its data is still saved: `retbench report DIR` renders it later)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--name", help="dataset name in results for --embeddings (default: the list's folder)")
     _add_extract_arguments(evaluate)
     _add_eval_arguments(evaluate)
+
+    report = commands.add_parser("report", help="render DIR/report.html from a result folder (self-contained HTML)")
+    report.add_argument("folder", type=Path, metavar="DIR", help="a result folder written by `evaluate` or `demo`")
+    report.add_argument("--cache-dir", type=Path, default=None,
+                        help="cache root; thumbnails go to CACHE_DIR/thumbnails (default: $RETBENCH_CACHE_DIR or the user cache dir)")
 
     embed = commands.add_parser("embed", help="extract (and cache) embeddings of one dataset into a .npy file")
     embed.add_argument("dataset", type=Path, metavar="DATASET_DIR")
@@ -118,6 +133,9 @@ def _extract_options(args: argparse.Namespace, encoders: Sequence[str]):
         num_workers=args.workers,
         device=args.device,
         precision=args.precision,
+        runtime=args.runtime,
+        channels_last=args.channels_last,
+        decode=args.decode,
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         skip_bad=args.skip_bad,
@@ -135,6 +153,8 @@ def _print_summary(document: dict, out_dir: Path) -> None:
                   "(single-image classes): AP null, left out of the mAP")  # fmt: skip
         if run["config"].get("encoder", {}).get("weights", {}).get("kind") == "random-init":
             print(f"note: {run['encoder']} used RANDOM weights (--random-init): its numbers say nothing about the model")
+    if (out_dir / "report.html").is_file():
+        print(f"report: {out_dir / 'report.html'}")
     print(f"results written to {out_dir}/")
 
 
@@ -170,7 +190,8 @@ def _cmd_evaluate(args: argparse.Namespace, invocation: str) -> int:
     from retbench.runner import EvalOptions, evaluate_datasets, evaluate_embeddings_file
 
     eval_options = EvalOptions(ks=tuple(args.k), n_bootstrap=args.bootstrap, seed=args.seed,
-                               figures=not args.no_figures, device=args.eval_device)  # fmt: skip
+                               figures=not args.no_figures, device=args.eval_device,
+                               report=not args.no_report)  # fmt: skip
     if args.embeddings is not None:
         if args.labels is None:
             raise RetbenchError("--embeddings needs --labels LIST.txt (row i of the matrix = line i of the list)")
@@ -186,6 +207,18 @@ def _cmd_evaluate(args: argparse.Namespace, invocation: str) -> int:
         document = evaluate_datasets(args.datasets, args.encoder, args.out, _extract_options(args, args.encoder),
                                      eval_options, progress=_tqdm_progress, invocation=invocation)  # fmt: skip
     _print_summary(document, args.out)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace, invocation: str) -> int:
+    import time
+
+    from retbench.report.html import write_report
+
+    started = time.perf_counter()
+    path = write_report(args.folder, cache_dir=args.cache_dir)
+    size_mb = path.stat().st_size / 1e6
+    print(f"wrote {path} ({size_mb:.1f} MB, {time.perf_counter() - started:.1f} s): open it in any browser, offline")
     return 0
 
 
@@ -210,7 +243,8 @@ def _cmd_embed(args: argparse.Namespace, invocation: str) -> int:
     bar = _tqdm_progress(f"{args.encoder} on {dataset.name}", len(dataset))
     try:
         result = extract(dataset, encoder, batch_size=options.batch_size, num_workers=options.num_workers,
-                         precision=options.precision, store=store, progress=bar.update)  # fmt: skip
+                         precision=options.precision, runtime=options.runtime, channels_last=options.channels_last,
+                         decode=options.decode, store=store, progress=bar.update)  # fmt: skip
     finally:
         bar.close()
     if result.bad and not options.skip_bad:
@@ -230,6 +264,7 @@ def _cmd_embed(args: argparse.Namespace, invocation: str) -> int:
         "rows": "row i = line i of the list" if not result.bad else "rows of the images not in 'skipped', in list order",
         "skipped": [b.to_dict() for b in result.bad],
         "cache_key": result.cache_key,
+        "runtime": result.runtime,
         "timings": result.timings,
     }
     atomic_write_text(out.with_suffix(".json"), json.dumps(sidecar, indent=1, default=str) + "\n")
@@ -239,7 +274,8 @@ def _cmd_embed(args: argparse.Namespace, invocation: str) -> int:
     return 0
 
 
-_COMMANDS = {"demo": _cmd_demo, "encoders": _cmd_encoders, "evaluate": _cmd_evaluate, "embed": _cmd_embed}
+_COMMANDS = {"demo": _cmd_demo, "encoders": _cmd_encoders, "evaluate": _cmd_evaluate, "embed": _cmd_embed,
+             "report": _cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,6 +46,8 @@ class ExtractOptions:
     Attributes:
         weights: encoder spec -> local weights file.
         random_init: random weights for every encoder that has weights (explicit only).
+        runtime, channels_last, decode: see :func:`retbench.embed` (``channels_last``
+            None = on for CNNs; the resolved values are in each run's ``config.runtime``).
     """
 
     weights: dict[str, Path] = field(default_factory=dict)
@@ -55,6 +57,9 @@ class ExtractOptions:
     num_workers: int | None = None
     device: str = "auto"
     precision: str = "fp32"
+    runtime: str = "torch"
+    channels_last: bool | None = None
+    decode: str = "full"
     cache_dir: Path | None = None
     use_cache: bool = True
     skip_bad: bool = False
@@ -74,6 +79,8 @@ class EvalOptions:
         seed: seed of every random choice in evaluation (bootstrap, permutation tests).
         figures: draw PR curves and retrieval grids.
         device: where scores are computed (``cpu`` or ``cuda``).
+        report: render ``report.html`` at the end (its data under ``data/`` is always saved, so
+            ``retbench report DIR`` can render it later).
     """
 
     ks: tuple[int, ...] = (1, 5, 10, 100)
@@ -81,6 +88,7 @@ class EvalOptions:
     seed: int = 0
     figures: bool = True
     device: str = "cpu"
+    report: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,6 +141,9 @@ def evaluate_datasets(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files.clear_previous_results(out_dir)
+    from retbench.report import report_data
+
+    items_files = {d.name: report_data.save_items(out_dir, d) for d in datasets}
     runs: list[dict] = []
     curves: dict[str, list] = {d.name: [] for d in datasets}
     for spec in encoders:
@@ -151,7 +162,8 @@ def evaluate_datasets(
             try:
                 extraction = extract(dataset, encoder, batch_size=extract_options.batch_size,
                                      num_workers=extract_options.num_workers, precision=extract_options.precision,
-                                     store=store, progress=bar.update)  # fmt: skip
+                                     runtime=extract_options.runtime, channels_last=extract_options.channels_last,
+                                     decode=extract_options.decode, store=store, progress=bar.update)  # fmt: skip
             finally:
                 bar.close()
             if extraction.bad and not extract_options.skip_bad:
@@ -161,11 +173,13 @@ def evaluate_datasets(
             run, evaluation = _evaluate_run(evaluated, extraction.vectors[rows], spec, eval_options, out_dir)
             run["ap"] = _align_to_list(evaluation.ap, rows, len(dataset))
             run["skipped"] = [b.to_dict() for b in extraction.bad]
+            run["report_data"] = _save_retrievals(out_dir, run, extraction.vectors[rows], rows, items_files[dataset.name])
             run["config"].update(
                 encoder=encoder.describe(),
                 extraction=extract_options.to_dict(),
                 device=device,
                 cache_key=extraction.cache_key,
+                runtime=extraction.runtime,
             )
             run["timings"].update(
                 encoder_build_s=build_s,
@@ -181,7 +195,9 @@ def evaluate_datasets(
 
                 plot_retrieval_grid(figure, evaluated, extraction.vectors[rows], evaluation.ap, spec)
         del encoder
-    return _write_folder(out_dir, runs, curves, eval_options, invocation)
+    document = _write_folder(out_dir, runs, curves, eval_options, invocation)
+    _write_report(out_dir, document, eval_options, extract_options.cache_dir)
+    return document
 
 
 def evaluate_embeddings_file(
@@ -236,12 +252,19 @@ def evaluate_embeddings_file(
     run["ap"] = evaluation.ap
     run["skipped"] = []
     run["config"].update(embeddings_file=str(embeddings_path), labels_file=str(labels_path))
+    from retbench.report import report_data
+
+    with_images = dataset is not None
+    items_file = report_data.save_items(out_dir, dataset if with_images else summary, images_available=with_images)
+    run["report_data"] = _save_retrievals(out_dir, run, vectors, np.arange(len(labels)), items_file)
     if eval_options.figures and dataset is not None:
         from retbench.report.galleries import plot_retrieval_grid
 
         plot_retrieval_grid(out_dir / files.gallery_figure_name(name, encoder), dataset, vectors, evaluation.ap, encoder)
     curves = {name: [(encoder, evaluation.recall_levels, evaluation.pr_curve, evaluation.map)]}
-    return _write_folder(out_dir, [run], curves, eval_options, invocation)
+    document = _write_folder(out_dir, [run], curves, eval_options, invocation)
+    _write_report(out_dir, document, eval_options, None)
+    return document
 
 
 def _dataset_if_images_exist(labels_path: Path, name: str, labels: list[str]) -> Dataset | None:
@@ -275,6 +298,30 @@ def _evaluate_run(dataset: Dataset, vectors: np.ndarray, encoder: str, options: 
     return run, evaluation
 
 
+def _save_retrievals(out_dir: Path, run: dict, vectors: np.ndarray, lines: np.ndarray, items_file: str) -> dict:
+    """Save every query's top-k and worst-k (list lines) for the report; return ``run["report_data"]``."""
+    from retbench.report import report_data
+
+    started = time.perf_counter()
+    retrievals = report_data.compute_retrievals(vectors, lines)
+    path = report_data.save_retrievals(out_dir, run["dataset"], run["encoder"], retrievals)
+    run["timings"]["retrievals_s"] = time.perf_counter() - started
+    return {"items": items_file, "retrievals": path,
+            "top_k": int(retrievals["top_index"].shape[1]), "worst_k": int(retrievals["worst_index"].shape[1])}  # fmt: skip
+
+
+def _write_report(out_dir: Path, document: dict, options: EvalOptions, cache_dir: Path | None) -> None:
+    if not options.report:
+        return
+    from retbench.report.html import write_report
+
+    try:
+        write_report(out_dir, document, cache_dir=cache_dir)
+    except Exception:  # noqa: BLE001 - every result file is written by now: a report bug must not fail a long run
+        logger.exception("report.html could not be rendered (the other result files are complete); "
+                         "retry with `retbench report %s`", out_dir)  # fmt: skip
+
+
 def _align_to_list(ap: np.ndarray, rows: np.ndarray, n_lines: int) -> list[float | None]:
     """Per-query AP placed on the list's lines: None for skipped images and for queries without relevant items."""
     aligned: list[float | None] = [None] * n_lines
@@ -286,7 +333,7 @@ def _align_to_list(ap: np.ndarray, rows: np.ndarray, n_lines: int) -> list[float
 def _write_folder(out_dir: Path, runs: list[dict], curves: dict, options: EvalOptions, invocation: str | None) -> dict:
     from retbench.report.tables import map_table_csv, map_table_markdown
 
-    written = [files.RESULTS_JSON, files.TABLE_MD, files.TABLE_CSV]
+    written = [files.RESULTS_JSON, files.TABLE_MD, files.TABLE_CSV] + (["report.html"] if options.report else [])
     if options.figures:
         from retbench.report.plots import plot_pr_curves
 

@@ -9,12 +9,12 @@ from typing import Callable
 import numpy as np
 
 from retbench.datasets import Dataset, load_dataset
-from retbench.embeddings.extraction import PRECISIONS, Extraction, extract, resolve_device
+from retbench.embeddings.extraction import DECODE_MODES, PRECISIONS, RUNTIMES, Extraction, extract, resolve_device
 from retbench.embeddings.store import EmbeddingStore
 from retbench.environment import default_cache_dir
 from retbench.errors import BadImagesError
 
-__all__ = ["PRECISIONS", "EmbeddingStore", "Extraction", "embed", "extract", "resolve_device", "bad_images_message"]
+__all__ = ["DECODE_MODES", "PRECISIONS", "RUNTIMES", "EmbeddingStore", "Extraction", "embed", "extract", "resolve_device", "bad_images_message"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,9 @@ def embed(
     num_workers: int | None = None,
     device: str = "auto",
     precision: str = "fp32",
+    runtime: str = "torch",
+    channels_last: bool | None = None,
+    decode: str = "full",
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     skip_bad: bool = False,
@@ -44,7 +47,14 @@ def embed(
             weights instead (tests, speed runs). Default: pretrained weights (cache or download).
         preprocess: ``"default"`` (the upstream eval transform) or ``"study"`` (224 x 224 squash).
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
-        precision: ``"fp32"`` (default; exact), ``"bf16"`` or ``"fp16"`` (CUDA) autocast.
+        precision: ``"fp32"`` (default; exact), ``"bf16"`` or ``"fp16"`` (CUDA) autocast
+            (with ``runtime="openvino"``: the inference precision, fp32 or bf16).
+        runtime: ``"torch"`` (default) or ``"openvino"`` (CPU; ``pip install 'retbench[openvino]'``;
+            the exported model is cached under ``cache_dir/openvino``).
+        channels_last: channels_last memory format for the torch runtime; None (default)
+            = on for CNNs (fp32 features agree to ~1e-6), off otherwise.
+        decode: ``"full"`` (default; exact) or ``"reduced"``: JPEGs at least twice the
+            resize target are decoded at 1/2, 1/4 or 1/8 scale (faster; pixels change slightly).
         cache_dir: embedding cache root (default: ``$RETBENCH_CACHE_DIR`` or the user cache dir).
         use_cache: False computes without reading or writing the cache.
         skip_bad: False raises :class:`~retbench.errors.BadImagesError` naming every
@@ -61,7 +71,8 @@ def embed(
                           device=str(resolve_device(device)))  # fmt: skip
     store = EmbeddingStore(cache_dir or default_cache_dir()) if use_cache else None
     result = extract(dataset, model, batch_size=batch_size, num_workers=num_workers, precision=precision,
-                     store=store, progress=progress)  # fmt: skip
+                     runtime=runtime, channels_last=channels_last, decode=decode, store=store,
+                     export_dir=Path(cache_dir or default_cache_dir()) / "openvino", progress=progress)  # fmt: skip
     if result.bad:
         if not skip_bad:
             raise BadImagesError(bad_images_message(dataset, result), result.bad)

@@ -84,6 +84,21 @@ class TorchEncoder:
         self.backend = backend
         self.architecture = architecture
         self.device = torch.device("cpu")
+        self.channels_last = False
+
+    @property
+    def convolutional(self) -> bool:
+        """True for CNNs (more than one 2-D convolution; a ViT's patch embedding alone does not count)."""
+        return sum(isinstance(m, torch.nn.Conv2d) for m in self.model.modules()) > 1
+
+    def set_channels_last(self, enabled: bool) -> None:
+        """Keep 4-D weights, and feed inputs, in ``channels_last`` memory format (or back to contiguous).
+
+        The memory format changes which kernels run, not what is computed: fp32 features
+        agree to float rounding (~1e-6).
+        """
+        self.model.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
+        self.channels_last = bool(enabled)
 
     def to(self, device: str | torch.device) -> "TorchEncoder":
         """Move the model to ``device`` (inputs of :meth:`embed` follow it)."""
@@ -94,8 +109,11 @@ class TorchEncoder:
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
         if self.model.training:  # someone called .train(): BatchNorm would use batch statistics
             self.model.eval()
+        batch = batch.to(self.device, non_blocking=True)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)  # a no-op when it already is
         with torch.inference_mode():
-            features = self.model(batch.to(self.device, non_blocking=True))
+            features = self.model(batch)
         if features.ndim != 2 or features.shape[1] != self.dim:
             raise RuntimeError(
                 f"encoder {self.name!r} returned features of shape {tuple(features.shape)}, expected (B, {self.dim})"

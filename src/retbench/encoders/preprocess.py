@@ -75,6 +75,19 @@ def study_variant(config: PreprocessConfig, size: int = 224) -> PreprocessConfig
     )
 
 
+def resized_size(config: PreprocessConfig, width: int, height: int) -> tuple[int, int]:
+    """``(width, height)`` of a ``width x height`` image after the resize step (before the crop).
+
+    Same rule as torchvision ``Resize``: an ``int`` sets the shorter side and scales the
+    longer one by ``int(size * long / short)``; a pair is the exact output size.
+    """
+    if isinstance(config.resize, tuple):
+        return config.resize[1], config.resize[0]
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = config.resize, int(config.resize * long / short)
+    return (new_short, new_long) if width <= height else (new_long, new_short)
+
+
 def geometry_transform(config: PreprocessConfig) -> Callable[[Image.Image], torch.Tensor]:
     """PIL RGB image -> (3, H, W) uint8 tensor: resize then centre crop, as the config says."""
     from torchvision.transforms import InterpolationMode

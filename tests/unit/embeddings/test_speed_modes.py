@@ -1,0 +1,198 @@
+"""Fast extraction modes: each stays close to exact fp32, has its own cache key, and the default is unchanged.
+
+Tolerances (1 - cos of L2-normalised features, random-init models on small generated images):
+channels_last fp32 and OpenVINO fp32 agree with eager fp32 to float rounding (< 1e-5 and
+< 1e-4); bf16 (torch autocast or OpenVINO) stays within 1e-2 (measured ~1e-5 on
+real photos; BENCHMARKS.md has the mAP cost with real weights). Reduced JPEG decoding leaves
+images that are not at least twice the resize target bit-identical; on a large photo-like
+JPEG it moves pixels by < 1 level on average (max <= 8) after the resize.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from retbench.datasets import load_dataset, load_rgb
+from retbench.embeddings import EmbeddingStore, extract
+from retbench.embeddings import loader as loader_module
+from retbench.embeddings.runtimes import RuntimeConfig, resolve_runtime
+from retbench.encoders import build_encoder
+from retbench.encoders.preprocess import geometry_transform
+from retbench.errors import EmbeddingError
+from tests.conftest import make_dataset
+
+
+def one_minus_cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(1.0 - np.sum(a.astype(np.float64) * b.astype(np.float64), axis=1)))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return load_dataset(make_dataset(tmp_path_factory.mktemp("speed") / "d", per_class=3, suffix=".jpg"))
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return build_encoder("resnet18", random_init=True)
+
+
+@pytest.fixture(scope="module")
+def exact(dataset, resnet):
+    """The reference: eager fp32, contiguous memory format, full decoding, no decoding threads."""
+    return extract(dataset, resnet, num_workers=0, channels_last=False).vectors
+
+
+def test_default_is_exact_fp32_with_channels_last_for_cnns(dataset, resnet, exact):
+    cpu = torch.device("cpu")
+    assert resolve_runtime(resnet, cpu) == RuntimeConfig("torch", "fp32", True, "cpu")
+    vit = build_encoder("dinov2_vits14", random_init=True)
+    assert resolve_runtime(vit, cpu) == RuntimeConfig("torch", "fp32", False, "cpu")  # a patch embedding is no CNN
+    result = extract(dataset, resnet)
+    assert result.runtime == {"runtime": "torch", "precision": "fp32", "channels_last": True, "device": "cpu",
+                              "decode": "full"}  # fmt: skip
+    np.testing.assert_allclose(result.vectors, exact, atol=1e-5)
+    assert not resnet.channels_last  # the memory format is restored after the run
+
+
+def test_decoding_threads_processes_and_inline_give_identical_pixels(dataset, resnet, exact):
+    threads = extract(dataset, resnet, num_workers=2, batch_size=4, channels_last=False, parallel="threads").vectors
+    processes = extract(dataset, resnet, num_workers=1, batch_size=4, channels_last=False, parallel="processes").vectors
+    np.testing.assert_allclose(threads, exact, atol=1e-6)
+    np.testing.assert_allclose(processes, exact, atol=1e-6)
+
+
+def test_bf16_stays_close_to_fp32(dataset, resnet, exact):
+    for channels_last in (False, True):
+        bf16 = extract(dataset, resnet, precision="bf16", channels_last=channels_last).vectors
+        assert one_minus_cos(bf16, exact) < 1e-2
+        assert not np.array_equal(bf16, exact)  # it did run in bf16
+
+
+def test_cache_key_differs_per_mode_and_is_stable(dataset, cache_dir):
+    from retbench.embeddings.extraction import cache_material
+    from retbench.embeddings.store import cache_key
+
+    encoder = build_encoder("colorhist")
+    cpu = torch.device("cpu")
+    configs = [(resolve_runtime(encoder, cpu), "full"), (resolve_runtime(encoder, cpu, precision="bf16"), "full"),
+               (resolve_runtime(encoder, cpu), "reduced"), (RuntimeConfig("torch", "fp32", True, "cpu"), "full")]  # fmt: skip
+    keys = [cache_key(cache_material(dataset, encoder, config, decode=decode)) for config, decode in configs]
+    assert len(set(keys)) == len(keys)
+
+    store = EmbeddingStore(cache_dir)
+    first = extract(dataset, encoder, num_workers=0, store=store, precision="bf16")
+    again = extract(dataset, encoder, num_workers=0, store=store, precision="bf16")
+    assert again.from_cache and again.cache_key == first.cache_key == keys[1]
+    assert again.runtime["precision"] == "bf16"
+    assert extract(dataset, encoder, num_workers=0, store=store).cache_key == keys[0]
+
+    pytest.importorskip("openvino")
+    openvino = cache_key(cache_material(dataset, encoder, RuntimeConfig("openvino", "fp32", False, "cpu")))
+    assert openvino not in keys
+
+
+def test_invalid_modes_name_the_fix(dataset, resnet):
+    with pytest.raises(EmbeddingError, match="--precision fp16 needs --device cuda"):
+        extract(dataset, resnet, precision="fp16")
+    with pytest.raises(EmbeddingError, match=r"--runtime must be one of \('torch', 'openvino'\), got 'onnx'"):
+        extract(dataset, resnet, runtime="onnx")
+    with pytest.raises(EmbeddingError, match=r"--decode must be one of \('full', 'reduced'\), got 'draft'"):
+        extract(dataset, resnet, decode="draft")
+    with pytest.raises(EmbeddingError, match="--channels-last applies to --runtime torch"):
+        extract(dataset, resnet, runtime="openvino", channels_last=True)
+
+
+def test_missing_openvino_says_how_to_install(dataset, resnet, monkeypatch, tmp_path):
+    real_import = builtins.__import__
+
+    def no_openvino(name, *args, **kwargs):
+        if name == "openvino" or name.startswith("openvino."):
+            raise ImportError("No module named 'openvino'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_openvino)
+    with pytest.raises(EmbeddingError, match=r"pip install 'retbench\[openvino\]'"):
+        extract(dataset, resnet, runtime="openvino", export_dir=tmp_path)
+
+
+def test_openvino_matches_torch_and_reuses_its_export(dataset, resnet, exact, tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    from retbench.embeddings import openvino_runtime
+
+    fp32 = extract(dataset, resnet, runtime="openvino", export_dir=tmp_path, batch_size=4)
+    assert fp32.runtime["runtime"] == "openvino"
+    assert one_minus_cos(fp32.vectors, exact) < 1e-4
+    exported = list(tmp_path.glob("*/model.xml"))
+    assert len(exported) == 1 and exported[0].with_suffix(".bin").stat().st_size > 40e6  # fp32 weights, not fp16
+
+    def no_export(encoder):
+        raise AssertionError("the cached export should have been reused")
+
+    monkeypatch.setattr(openvino_runtime, "_convert", no_export)
+    bf16 = extract(dataset, resnet, runtime="openvino", precision="bf16", export_dir=tmp_path)
+    assert one_minus_cos(bf16.vectors, exact) < 1e-2
+    assert not np.array_equal(bf16.vectors, fp32.vectors)
+
+
+def _photo_like(path, size=(1600, 1200), seed=0):
+    """A smooth image with edges and texture (a JPEG at quality 90), large enough for reduced decoding."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
+    base = np.stack([128 + 100 * np.sin(x / 97 + c) * np.cos(y / 61 - c) for c in range(3)], axis=-1)
+    base[300:700, 400:1000] = (230, 40, 60)
+    pixels = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+
+
+def test_reduced_decoding_only_shrinks_large_jpegs_and_stays_close(tmp_path, resnet):
+    preprocess = resnet.preprocess  # resize 256 + crop 224
+    transform = geometry_transform(preprocess)
+    large = tmp_path / "large.jpg"
+    _photo_like(large)
+    reduced = loader_module.load_rgb_reduced(large, preprocess)
+    assert reduced.size == (800, 600)  # 1/2 scale keeps >= 2 x the 341 x 256 resize output
+    full_pixels, reduced_pixels = transform(load_rgb(large)).int(), transform(reduced).int()
+    difference = (full_pixels - reduced_pixels).abs()
+    assert 0 < difference.float().mean() < 1.0 and difference.max() <= 8
+
+    small = tmp_path / "small.jpg"  # 400 x 533, like clothing10: less than 2 x the target, decoded in full
+    _photo_like(small, size=(400, 533))
+    assert torch.equal(transform(loader_module.load_rgb_reduced(small, preprocess)), transform(load_rgb(small)))
+    png = tmp_path / "large.png"
+    Image.open(large).save(png)
+    assert loader_module.load_rgb_reduced(png, preprocess).size == (1600, 1200)
+
+
+def test_reduced_decoding_in_extract(tmp_path, resnet):
+    root = make_dataset(tmp_path / "d", per_class=1, suffix=".jpg")
+    for i, path in enumerate(sorted((root / "images").rglob("*.jpg"))):
+        _photo_like(path, seed=i)
+    dataset = load_dataset(root)
+    full = extract(dataset, resnet, num_workers=0)
+    reduced = extract(dataset, resnet, num_workers=0, decode="reduced")
+    assert reduced.runtime["decode"] == "reduced"
+    assert 0 < one_minus_cos(reduced.vectors, full.vectors) < 1e-2
+
+
+def test_cli_flags_reach_the_extraction_and_its_record(tmp_path):
+    import json
+
+    from retbench.cli import main
+    from retbench.runner import ExtractOptions
+
+    root = make_dataset(tmp_path / "d", per_class=2)
+    out = tmp_path / "features.npy"
+    code = main(["embed", str(root), "--encoder", "colorhist", "--out", str(out), "--device", "cpu", "--workers", "0",
+                 "--precision", "bf16", "--no-channels-last", "--decode", "reduced", "--cache-dir", str(tmp_path / "c")])  # fmt: skip
+    assert code == 0
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["runtime"] == {"runtime": "torch", "precision": "bf16", "channels_last": False, "device": "cpu",
+                                  "decode": "reduced"}  # fmt: skip
+    recorded = ExtractOptions(runtime="openvino", precision="bf16", decode="reduced").to_dict()
+    assert (recorded["runtime"], recorded["precision"], recorded["channels_last"], recorded["decode"]) == (
+        "openvino", "bf16", None, "reduced")
