@@ -81,11 +81,11 @@ def rank_rows(scores, thresholds, n_relevant, row_codes, self_index, col_codes, 
         padded[0] = -np.inf
         padded[r + 1] = np.inf
         padded[1 : r + 1] = thresholds[b, :r]
-        # Uniform grid of 4r cells over [min, max] threshold; the cell map is monotone in x. lut[g] =
+        # Uniform grid of 8r cells over [min, max] threshold; the cell map is monotone in x. lut[g] =
         # number of thresholds in cells < g, stored as -1 - lut[g] when cell g holds several;
         # cell_first[g] = the threshold in cell g (+inf if none).
         t_lo = padded[1]
-        n_cells = 4 * r
+        n_cells = 8 * r
         span = np.float64(padded[r]) - np.float64(t_lo)
         inv = np.float32(min(n_cells / span, 1e30)) if span > 0 else np.float32(0.0)  # finite: no 0 * inf
         top = np.float32(n_cells)
