@@ -21,8 +21,10 @@ Two implementations:
   [min, max] of the thresholds (a binary search would cost ~log2 R dependent steps). It also
   computes the metrics that need every relevant item. A degenerate row with many exact ties
   (e.g. many identical embeddings) is re-ranked by a stable sort of the row instead.
-- :func:`rank_rows_torch` (any torch device, CUDA included): ``torch.searchsorted`` and
-  ``scatter_add_`` over column chunks.
+- :func:`rank_rows_torch` (CPU without numba): ``torch.searchsorted`` and ``scatter_add_`` over
+  column chunks.
+- :func:`rank_rows_torch_sorting` (CUDA): a stable segmented sort of each block on the GPU, where
+  sorting is cheap and many small counting kernels would be launch-bound.
 """
 
 from __future__ import annotations
@@ -207,4 +209,63 @@ def _ranks_from_histograms(thresholds: np.ndarray, n_relevant: np.ndarray, hist_
     out.rank[rows[valid], slot[valid]] = rank_asc[valid]
     out.n_rel_ge[rows[valid], slot[valid]] = rel_ge_asc[valid]
     out.n_ge[rows[valid], slot[valid]] = ge_asc[valid]
+    return out
+
+
+def rank_rows_torch_sorting(scores, row_codes: np.ndarray, self_index: np.ndarray, col_codes, width: int):
+    """Exact :class:`~retbench.metrics.ranks.RelevantRanks` of a block of rows by sorting each row (GPU path).
+
+    The same integers as :func:`retbench.metrics.ranks.relevant_ranks` (stable sort of ``-score``,
+    ties by ascending index; ``n_ge`` / ``n_rel_ge`` at the end of each tie group), in torch, for a
+    GPU where a segmented sort of the block is cheap and the counting kernels of
+    :func:`rank_rows_torch` would be launch-bound.
+
+    Args:
+        scores: (B, N) float32 torch tensor on the device.
+        row_codes: (B,) int64 numpy label code of each query (-1: none relevant).
+        self_index: (B,) int64 numpy database index of each query, excluded from its ranking, or -1.
+        col_codes: (N,) int64 tensor on the device, label code of each database item.
+        width: output width (the largest number of relevant items of any query, for every block).
+    """
+    import torch
+
+    from retbench.metrics.ranks import RelevantRanks
+
+    dev = scores.device
+    n_rows, n_cols = scores.shape
+    out = RelevantRanks.empty(n_rows, width)
+    if n_rows == 0 or width == 0 or n_cols == 0:
+        return out
+    codes = torch.from_numpy(row_codes).to(dev)
+    own = torch.from_numpy(self_index).to(dev)
+    # The query itself sorts last (+inf key) and counts nowhere; the stable sort keeps ascending index among ties.
+    key = (-scores).contiguous()
+    has_own = own >= 0
+    key[has_own.nonzero(as_tuple=True)[0], own[has_own]] = float("inf")
+    key_sorted, order = torch.sort(key, dim=1, stable=True)
+    del key
+    kept = torch.ones_like(key_sorted, dtype=torch.bool)
+    kept[:, -1] = ~has_own  # the query itself, when excluded, is the single +inf at the end
+    relevant = (col_codes[order] == codes[:, None]) & kept
+    del order
+    cum_kept = torch.cumsum(kept, dim=1, dtype=torch.int32)  # N < 2**31: int32 halves the memory
+    cum_rel = torch.cumsum(relevant, dim=1, dtype=torch.int32)
+    group_end = torch.ones_like(kept)
+    group_end[:, :-1] = key_sorted[:, 1:] != key_sorted[:, :-1]
+    del key_sorted
+    big = torch.iinfo(torch.int32).max
+    n_ge_all = torch.cummin(torch.where(group_end, cum_kept, big).flip(1), dim=1).values.flip(1)
+    n_rel_ge_all = torch.cummin(torch.where(group_end, cum_rel, big).flip(1), dim=1).values.flip(1)
+    del group_end
+    n_relevant = relevant.sum(dim=1)
+    # Positions of the relevant items in ranking order: a stable sort moves the relevant ones first.
+    width = min(width, n_cols)
+    pos = torch.sort((~relevant).to(torch.uint8), dim=1, stable=True).indices[:, :width]
+    valid = torch.arange(width, device=dev)[None, :] < n_relevant[:, None]
+    valid_np = np.zeros(out.rank.shape, dtype=bool)
+    valid_np[:, :width] = valid.cpu().numpy()
+    out.n_relevant[:] = n_relevant.cpu().numpy()
+    out.rank[valid_np] = cum_kept.gather(1, pos)[valid].cpu().numpy()
+    out.n_ge[valid_np] = n_ge_all.gather(1, pos)[valid].cpu().numpy()
+    out.n_rel_ge[valid_np] = n_rel_ge_all.gather(1, pos)[valid].cpu().numpy()
     return out

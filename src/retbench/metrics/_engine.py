@@ -12,7 +12,8 @@ For each block of ``B`` queries (memory O(B x N)):
 
 Two backends give the same integers: "numba" (CPU; steps 2-3 are parallel kernels, which also
 compute the metrics that need every relevant item, so only the first max(ks) rank slots come
-back) and "torch" (CUDA, or the CPU without numba; ``torch.searchsorted`` over column chunks).
+back) and "torch" (CUDA: a stable sort of each block on the GPU; the CPU without numba:
+``torch.searchsorted`` over column chunks).
 With numba, the next block's matrix product runs in a background thread while the current block
 is counted.
 """
@@ -34,9 +35,10 @@ from retbench.metrics.ranks import RelevantRanks
 
 logger = logging.getLogger(__name__)
 
-#: default block: this many score entries (float32) per block of queries (128 MiB; 1 GiB on CUDA).
+#: default block: this many score entries per block of queries (128 MiB of float32 scores on the CPU;
+#: on CUDA the sort-based ranking needs about 40 bytes per entry, so 2**26 entries take about 2.7 GB).
 BLOCK_ELEMENTS = 1 << 25
-BLOCK_ELEMENTS_CUDA = 1 << 28
+BLOCK_ELEMENTS_CUDA = 1 << 26
 BACKENDS = ("auto", "numba", "torch")
 
 
@@ -84,7 +86,7 @@ class BlockResult:
 
 
 def default_block_size(n_database: int, device: str = "cpu") -> int:
-    """Queries per block: at most about 128 MiB of float32 scores on the CPU (1 GiB on CUDA), and
+    """Queries per block: at most about 128 MiB of float32 scores on the CPU (2**26 scores on CUDA), and
     at most an eighth of the queries so that the matrix products overlap the counting; at least 16."""
     elements = BLOCK_ELEMENTS if device == "cpu" else BLOCK_ELEMENTS_CUDA
     n = max(n_database, 1)
@@ -160,5 +162,9 @@ def _iter_torch(problem: RankingProblem, blocks: list[slice], device: str) -> It
             scores = torch.from_numpy(problem.queries[rows] @ problem.database.T)
         else:
             scores = torch.from_numpy(problem.queries[rows]).to(dev) @ database.T
-        yield rows, _counting.rank_rows_torch(scores, problem.query_codes[rows], problem.self_index[rows], col_codes,
-                                              members, width)  # fmt: skip
+        if on_cpu:
+            yield rows, _counting.rank_rows_torch(scores, problem.query_codes[rows], problem.self_index[rows],
+                                                  col_codes, members, width)  # fmt: skip
+        else:
+            yield rows, _counting.rank_rows_torch_sorting(scores, problem.query_codes[rows], problem.self_index[rows],
+                                                          col_codes, width)  # fmt: skip

@@ -19,6 +19,7 @@ from retbench.metrics import (
 )
 from retbench.metrics._counting import numba_kernel
 from retbench.metrics.evaluation import per_query_metrics
+from retbench.metrics.ranks import RANK_PAD
 
 HAS_NUMBA = numba_kernel() is not None
 BACKENDS = ["torch"] + (["numba"] if HAS_NUMBA else [])
@@ -230,3 +231,47 @@ def test_degenerate_rows_with_many_ties_are_exact(backend):
     want = per_query_metrics(relevant_ranks(relevant, scores, ranked), (1, 10), "sklearn")
     for key, values in want.items():
         np.testing.assert_allclose(ev.per_query[key], values, rtol=0, atol=1e-12, equal_nan=True, err_msg=key)
+
+
+@pytest.mark.parametrize("with_self", [True, False])
+def test_sorting_path_of_cuda_gives_the_reference_integers(with_self):
+    # The CUDA path (a stable sort per block) is device-agnostic torch: run it on CPU tensors against
+    # the numpy reference, with heavy exact ties (grid) and a label absent from the database (code -1).
+    import torch
+
+    from retbench.metrics._counting import rank_rows_torch_sorting
+
+    x, labels = clustered(90, 4, dim=4, grid=4)
+    codes = np.unique(labels, return_inverse=True)[1].astype(np.int64)
+    rows = np.arange(0, 90, 3)
+    row_codes = codes[rows].copy()
+    row_codes[0] = -1
+    self_index = rows if with_self else np.full(rows.size, -1, dtype=np.int64)
+    scores = x[rows] @ x.T
+    width = int(np.bincount(codes).max())
+    got = rank_rows_torch_sorting(torch.from_numpy(scores), row_codes, self_index, torch.from_numpy(codes), width)
+    relevant = codes[None, :] == row_codes[:, None]
+    ranked = np.ones_like(relevant)
+    if with_self:
+        ranked[np.arange(rows.size), rows] = False
+    want = relevant_ranks(relevant & ranked, scores, ranked)
+    np.testing.assert_array_equal(got.n_relevant, want.n_relevant)
+    w = want.rank.shape[1]
+    for field in ("rank", "n_ge", "n_rel_ge"):
+        np.testing.assert_array_equal(getattr(got, field)[:, :w], getattr(want, field))
+    assert got.rank.shape[1] == width and (got.rank[:, w:] == RANK_PAD).all()
+
+
+def test_evaluate_through_the_sorting_path_equals_the_default(monkeypatch):
+    # Route the torch backend through the CUDA path's sorting on the CPU: same per-query metrics.
+    from retbench.metrics import _counting
+
+    def sorting(scores, row_codes, self_index, col_codes, members, width):
+        return _counting.rank_rows_torch_sorting(scores, row_codes, self_index, col_codes, width)
+
+    x, labels = clustered(150, 5, dim=6, grid=8)
+    want = evaluate(x, labels, n_bootstrap=0, block_size=32)
+    monkeypatch.setattr(_counting, "rank_rows_torch", sorting)
+    got = evaluate(x, labels, n_bootstrap=0, block_size=32, backend="torch")
+    for key in want.per_query:
+        np.testing.assert_allclose(got.per_query[key], want.per_query[key], rtol=0, atol=1e-12, equal_nan=True)
