@@ -131,6 +131,21 @@ def time_pml(x: np.ndarray, labels: list[str]):
     return float(value), time.perf_counter() - started
 
 
+def time_products(n: int, n_classes: int) -> float:
+    """Seconds for the score matrix products alone (numpy float32, retbench's default block size): the
+    part of ``evaluate`` that no ranking algorithm avoids, a floor set by this machine's BLAS."""
+    from retbench.metrics._engine import default_block_size
+
+    x, _ = clustered_embeddings(n, n_classes)
+    block = default_block_size(n)
+    out = np.empty((block, n), dtype=np.float32)
+    started = time.perf_counter()
+    for start in range(0, n, block):
+        rows = x[start : start + block]
+        np.matmul(rows, x.T, out=out[: rows.shape[0]])
+    return time.perf_counter() - started
+
+
 def _status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -207,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.sizes:
         n_classes = SIZES.get(n, 10)
         row: dict = {"n": n, "classes": n_classes}
+        row["products_s"] = time_products(n, n_classes)
+        row["gemm_gflops"] = 2.0 * n * n * DIM / row["products_s"] / 1e9
         if n >= 50000:  # retbench only, in a subprocess measuring peak memory
             child = run_memory_child(n, n_classes, 0)
             child_ci = run_memory_child(n, n_classes, 1000)
@@ -263,7 +280,7 @@ def _fmt(value, spec: str) -> str:
 
 def markdown(rows: list[dict]) -> str:
     header = ("| N | classes | mAP | seed loop (s) | retbench (s) | speed-up | CPU s: seed / retbench (ratio) "
-              "| retbench + CIs (s) | max abs AP diff "
+              "| retbench + CIs (s) | products alone (s, GFLOP/s) | max abs AP diff "
               "| mAP diff | torchmetrics +2 (s / mAP diff) | torchmetrics raw (s / mAP diff) | pml (s / mAP diff) "
               "| peak RSS beyond embeddings (MiB) |")  # fmt: skip
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
@@ -286,6 +303,7 @@ def markdown(rows: list[dict]) -> str:
         lines.append(
             f"| {r['n']:,} | {r['classes']} | {r['map']:.4f} | {seed} | {r['retbench_s']:.2f} | "
             f"{_fmt(r.get('speedup'), '.1f')}{'x' if r.get('speedup') else ''} | {cpu} | {r['retbench_ci_s']:.2f} | "
+            f"{_fmt(r.get('products_s'), '.2f')} ({_fmt(r.get('gemm_gflops'), '.0f')}) | "
             f"{_fmt(r.get('max_ap_diff'), '.1e')} | {_fmt(r.get('map_diff'), '.1e')} | {pair('torchmetrics_shifted')} | "
             f"{pair('torchmetrics_unshifted')} | {pair('pml')} | {memory} |"
         )
