@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from retbench._version import __version__
+from retbench.cli_protocols import add_protocol_arguments, check_protocol_flags
 from retbench.errors import RetbenchError
 
 DEMO_ENCODERS = ("efficientnet_lite0", "colorhist")
@@ -65,6 +66,9 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-figures", action="store_true", help="skip PR curves and retrieval grids")
     group.add_argument("--no-report", action="store_true",
                        help="skip report.html (its data is still saved: `retbench report DIR` renders it later)")
+    group.add_argument("--ap-definition", choices=("sklearn", "trapezoid"), default="sklearn",
+                       help="sklearn (default): sklearn.metrics.average_precision_score; trapezoid: revisitop's "
+                            "compute_ap, to reproduce published Revisited Oxford/Paris mAPs (docs/metrics.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,9 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--encoder", action="append", default=[], metavar="SPEC",
                           help="encoder spec (repeatable): resnet34, dinov2_vits14, clip_vitb32, timm:NAME, open_clip:ARCH/TAG")
     evaluate.add_argument("--out", type=Path, required=True, help="result folder (earlier results there are replaced)")
-    evaluate.add_argument("--embeddings", type=Path, help="a (N, D) .npy matrix computed elsewhere (row i = list line i)")
+    evaluate.add_argument("--embeddings", type=Path,
+                          help="a (N, D) .npy matrix computed elsewhere (row i = list line i; the queries with "
+                               "--gallery-embeddings, the gallery with --ground-truth)")
     evaluate.add_argument("--labels", type=Path, help="list_of_images.txt giving the labels of --embeddings")
-    evaluate.add_argument("--name", help="dataset name in results for --embeddings (default: the list's folder)")
+    evaluate.add_argument("--name", help="dataset name in results for --embeddings (default: the list's folder; "
+                                         "with --ground-truth: the file name without gnd_)")
+    add_protocol_arguments(evaluate)
     _add_extract_arguments(evaluate)
     _add_eval_arguments(evaluate)
 
@@ -149,8 +157,10 @@ def _print_summary(document: dict, out_dir: Path) -> None:
         if run.get("skipped"):
             print(f"note: {len(run['skipped'])} unreadable image(s) skipped in {run['dataset']} (see results.json)")
         if run.get("n_queries_without_relevant"):
+            why = {"query/gallery": "their label is not in the gallery",
+                   "ground truth": "an empty ok list"}.get(run["config"].get("protocol"), "single-image classes")  # fmt: skip
             print(f"note: {run['n_queries_without_relevant']} query(ies) of {run['dataset']} have no relevant item "
-                  "(single-image classes): AP null, left out of the mAP")  # fmt: skip
+                  f"({why}): AP null, left out of the mAP")  # fmt: skip
         if run["config"].get("encoder", {}).get("weights", {}).get("kind") == "random-init":
             print(f"note: {run['encoder']} used RANDOM weights (--random-init): its numbers say nothing about the model")
     if (out_dir / "report.html").is_file():
@@ -187,27 +197,65 @@ def _cmd_encoders(args: argparse.Namespace, invocation: str) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace, invocation: str) -> int:
-    from retbench.runner import EvalOptions, evaluate_datasets, evaluate_embeddings_file
+    from retbench.runner import EvalOptions
 
     eval_options = EvalOptions(ks=tuple(args.k), n_bootstrap=args.bootstrap, seed=args.seed,
                                figures=not args.no_figures, device=args.eval_device,
-                               report=not args.no_report)  # fmt: skip
+                               report=not args.no_report, ap_definition=args.ap_definition)  # fmt: skip
+    check_protocol_flags(args)
     if args.embeddings is not None:
-        if args.labels is None:
-            raise RetbenchError("--embeddings needs --labels LIST.txt (row i of the matrix = line i of the list)")
-        if args.datasets or args.encoder:
-            raise RetbenchError("--embeddings evaluates a precomputed matrix: drop DATASET_DIR and --encoder")
-        document = evaluate_embeddings_file(args.embeddings, args.labels, args.out, eval_options,
-                                            dataset_name=args.name, invocation=invocation)  # fmt: skip
+        document = _evaluate_embeddings(args, eval_options, invocation)
     else:
-        if not args.datasets:
-            raise RetbenchError("give at least one DATASET_DIR (or --embeddings FILE.npy --labels LIST.txt)")
-        if not args.encoder:
-            raise RetbenchError("give at least one --encoder SPEC (`retbench encoders` lists them)")
-        document = evaluate_datasets(args.datasets, args.encoder, args.out, _extract_options(args, args.encoder),
-                                     eval_options, progress=_tqdm_progress, invocation=invocation)  # fmt: skip
+        document = _evaluate_datasets(args, eval_options, invocation)
     _print_summary(document, args.out)
     return 0
+
+
+def _evaluate_embeddings(args: argparse.Namespace, eval_options, invocation: str) -> dict:
+    from retbench.protocol_runs import (
+        SETUPS,
+        evaluate_ground_truth_files,
+        evaluate_query_gallery_files,
+    )
+    from retbench.runner import evaluate_embeddings_file
+
+    if args.ground_truth is not None:
+        return evaluate_ground_truth_files(args.embeddings, args.query_embeddings, args.ground_truth,
+                                           args.setups or SETUPS, args.out, eval_options, dataset_name=args.name,
+                                           invocation=invocation)  # fmt: skip
+    if args.gallery_embeddings is not None:
+        return evaluate_query_gallery_files(args.embeddings, args.labels, args.gallery_embeddings, args.gallery_labels,
+                                            args.out, eval_options, dataset_name=args.name,
+                                            invocation=invocation)  # fmt: skip
+    return evaluate_embeddings_file(args.embeddings, args.labels, args.out, eval_options, dataset_name=args.name,
+                                    invocation=invocation)  # fmt: skip
+
+
+def _evaluate_datasets(args: argparse.Namespace, eval_options, invocation: str) -> dict:
+    from retbench.protocol_runs import (
+        SETUPS,
+        evaluate_ground_truth_dataset,
+        evaluate_query_gallery_dataset,
+    )
+    from retbench.runner import evaluate_datasets
+
+    if not args.datasets:
+        raise RetbenchError("give at least one DATASET_DIR (or --embeddings FILE.npy --labels LIST.txt)")
+    if not args.encoder:
+        raise RetbenchError("give at least one --encoder SPEC (`retbench encoders` lists them)")
+    protocol = "--queries/--gallery" if args.queries is not None else "--ground-truth" if args.ground_truth else None
+    if protocol and len(args.datasets) > 1:
+        raise RetbenchError(f"{protocol} evaluates one dataset: give one DATASET_DIR (got {len(args.datasets)}: "
+                            f"{', '.join(str(d) for d in args.datasets)}); run once per dataset with its own --out")  # fmt: skip
+    extract_options = _extract_options(args, args.encoder)
+    common = dict(progress=_tqdm_progress, invocation=invocation)
+    if args.queries is not None:
+        return evaluate_query_gallery_dataset(args.datasets[0], args.queries, args.gallery, args.encoder, args.out,
+                                              extract_options, eval_options, **common)  # fmt: skip
+    if args.ground_truth is not None:
+        return evaluate_ground_truth_dataset(args.datasets[0], args.ground_truth, args.setups or SETUPS, args.encoder,
+                                             args.out, extract_options, eval_options, **common)  # fmt: skip
+    return evaluate_datasets(args.datasets, args.encoder, args.out, extract_options, eval_options, **common)
 
 
 def _cmd_report(args: argparse.Namespace, invocation: str) -> int:
@@ -228,7 +276,12 @@ def _cmd_embed(args: argparse.Namespace, invocation: str) -> int:
     import numpy as np
 
     from retbench.datasets import load_dataset
-    from retbench.embeddings import EmbeddingStore, bad_images_message, extract, resolve_device
+    from retbench.embeddings import (
+        EmbeddingStore,
+        bad_images_message,
+        extract,
+        resolve_device,
+    )
     from retbench.embeddings.store import atomic_write_bytes, atomic_write_text
     from retbench.encoders import build_encoder
     from retbench.environment import default_cache_dir

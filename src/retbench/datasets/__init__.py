@@ -1,7 +1,9 @@
 """Datasets: parse and validate a labelled image collection.
 
 A dataset folder holds ``images/`` and ``list_of_images.txt`` (``relative/path<TAB>label``
-per line); without a list file, class folders ``images/<label>/<file>`` are read.
+per line); without a list file, class folders ``images/<label>/<file>`` are read. Other protocols split a
+folder into queries and a gallery: two list files (:func:`load_query_gallery`), or a Revisited
+Oxford/Paris ground truth with cropped queries (:func:`revisited_datasets`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from retbench.datasets.dataset import IMAGES_DIR, LIST_FILE, Dataset
 from retbench.datasets.folders import IMAGE_SUFFIXES, scan_class_folders
 from retbench.datasets.images import BadImage, load_rgb
 from retbench.datasets.listfile import parse_list_file
+from retbench.datasets.revisited import revisited_datasets
+from retbench.datasets.splits import load_query_gallery
 from retbench.errors import DatasetError
 
 __all__ = [
@@ -22,7 +26,9 @@ __all__ = [
     "LIST_FILE",
     "load_dataset",
     "load_labels",
+    "load_query_gallery",
     "load_rgb",
+    "revisited_datasets",
 ]
 
 

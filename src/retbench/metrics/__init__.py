@@ -9,7 +9,7 @@ PR curve, the bootstrap) are collected in docs/metrics.md and in each module's d
   :func:`precision_at_k`, :func:`recall_at_k`, :func:`r_precision`, :func:`map_at_r`,
   :func:`map_at_k`, :func:`ndcg_at_k`, :func:`reciprocal_rank`, :func:`interpolated_pr_curve`,
   and :func:`relevant_ranks` (what they all share).
-- :func:`bootstrap_ci`, :func:`paired_comparison`.
+- :func:`bootstrap_ci`, :func:`paired_comparison`, :func:`sign_test_p_value` (log space: never 0).
 - Revisited Oxford/Paris ground truth: :func:`load_revisited_ground_truth`, :func:`revisited_setup`.
 """
 
@@ -33,7 +33,13 @@ from retbench.metrics.revisited import (
     parse_revisited_ground_truth,
     revisited_setup,
 )
-from retbench.metrics.statistics import bootstrap_ci, paired_comparison, sign_test_p_value
+from retbench.metrics.statistics import (
+    bootstrap_ci,
+    p_value_text,
+    paired_comparison,
+    sign_test_log_p_value,
+    sign_test_p_value,
+)
 
 __all__ = [
     "Evaluation",
@@ -50,6 +56,7 @@ __all__ = [
     "map_at_r",
     "metric_keys",
     "ndcg_at_k",
+    "p_value_text",
     "paired_comparison",
     "parse_revisited_ground_truth",
     "precision_at_k",
@@ -59,5 +66,6 @@ __all__ = [
     "reciprocal_rank",
     "relevant_ranks",
     "revisited_setup",
+    "sign_test_log_p_value",
     "sign_test_p_value",
 ]

@@ -8,6 +8,7 @@ Resamples are drawn in chunks and turned into counts, so memory stays O(chunk x 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 
 import numpy as np
@@ -69,17 +70,50 @@ def bootstrap_ci(per_query: Mapping[str, np.ndarray], *, n_bootstrap: int = 1000
     return {name: [float(lo[i]), float(hi[i])] for i, name in enumerate(names)}
 
 
-def sign_test_p_value(n_positive: int, n_negative: int) -> float:
-    """Exact two-sided sign test (binomial, p = 1/2) ignoring zero differences; 1.0 when there are none."""
+def sign_test_log_p_value(n_positive: int, n_negative: int) -> float:
+    """Natural log of the exact two-sided sign-test p-value (binomial, p = 1/2); 0.0 when n = 0.
+
+    Computed in log space (log-sum-exp over the binomial tail), so it stays finite however many
+    queries there are: ``log p`` of 10,000 wins and no loss is about -6931 (p ~ 1e-3010).
+    """
     n = n_positive + n_negative
     if n == 0:
-        return 1.0
+        return 0.0
     k = min(n_positive, n_negative)
     i = np.arange(k + 1)
     log_pmf = (math.lgamma(n + 1) - np.array([math.lgamma(v + 1) + math.lgamma(n - v + 1) for v in i])
                - n * math.log(2.0))  # fmt: skip
-    tail = float(np.exp(log_pmf - log_pmf.max()).sum() * math.exp(log_pmf.max()))
-    return min(1.0, 2.0 * tail)
+    top = float(log_pmf.max())
+    log_tail = top + math.log(float(np.exp(log_pmf - top).sum()))
+    return min(0.0, math.log(2.0) + log_tail)
+
+
+def sign_test_p_value(n_positive: int, n_negative: int) -> float:
+    """Exact two-sided sign test (binomial, p = 1/2) ignoring zero differences; 1.0 when there are none.
+
+    Never 0.0: a p-value below the smallest positive normal float64 (``sys.float_info.min``,
+    about 2.2e-308) is returned as that value; :func:`p_value_text` of
+    :func:`sign_test_log_p_value` gives its true magnitude (``paired_comparison`` reports both).
+    """
+    return max(math.exp(sign_test_log_p_value(n_positive, n_negative)), sys.float_info.min)
+
+
+def p_value_text(log_p: float, digits: int = 2) -> str:
+    """A p-value given as its natural log, as text that never underflows.
+
+    ``"0.0312"`` style (4 significant digits) down to 1e-4, scientific below (``"3.1e-2346"``
+    for a p-value far below float64's range). ``log_p`` = 0 gives ``"1"``.
+    """
+    if log_p >= 0.0:
+        return "1"
+    log10 = log_p / math.log(10.0)
+    if log10 >= -4.0:
+        return f"{math.exp(log_p):.4g}"
+    exponent = math.floor(log10)
+    mantissa = 10.0 ** (log10 - exponent)
+    if round(mantissa, digits - 1) >= 10.0:  # 9.99.. rounds up to the next power of ten
+        mantissa, exponent = 1.0, exponent + 1
+    return f"{mantissa:.{digits - 1}f}e{exponent}"
 
 
 def paired_comparison(ap_a: np.ndarray, ap_b: np.ndarray, *, n_bootstrap: int = 1000, n_permutations: int = 10000,
@@ -98,7 +132,10 @@ def paired_comparison(ap_a: np.ndarray, ap_b: np.ndarray, *, n_bootstrap: int = 
         ``ci95`` [lo, hi], ``permutation_p_value`` (two-sided paired sign-flip test of mean difference
         0, ``(1 + #{|perm| >= |observed|}) / (1 + n_permutations)``), ``sign_test_p_value`` (exact
         two-sided binomial test on the signs, zero differences dropped), ``n_a_better``,
-        ``n_b_better``, ``n_ties`` and the settings. NaN where undefined (n = 0).
+        ``sign_test_p_value_text`` (its exact value as text, also where the float is floored at
+        ``sys.float_info.min``: see :func:`sign_test_p_value`), ``sign_test_p_value_floored`` (True
+        when it is), ``n_a_better``, ``n_b_better``, ``n_ties`` and the settings. NaN where
+        undefined (n = 0).
     """
     a = np.asarray(ap_a, dtype=np.float64)
     b = np.asarray(ap_b, dtype=np.float64)
@@ -119,6 +156,8 @@ def paired_comparison(ap_a: np.ndarray, ap_b: np.ndarray, *, n_bootstrap: int = 
         "ci95": [math.nan, math.nan],
         "permutation_p_value": math.nan,
         "sign_test_p_value": math.nan,
+        "sign_test_p_value_text": "n/a",
+        "sign_test_p_value_floored": False,
         "n_a_better": int((d > 0).sum()),
         "n_b_better": int((d < 0).sum()),
         "n_ties": int((d == 0).sum()),
@@ -142,5 +181,8 @@ def paired_comparison(ap_a: np.ndarray, ap_b: np.ndarray, *, n_bootstrap: int = 
             signs = perm_rng.integers(0, 2, size=(c, n)).astype(np.float64) * 2.0 - 1.0
             extreme += int((np.abs(signs @ d / n) >= observed - tolerance).sum())
         result["permutation_p_value"] = (1.0 + extreme) / (1.0 + n_permutations)
-    result["sign_test_p_value"] = sign_test_p_value(result["n_a_better"], result["n_b_better"])
+    log_p = sign_test_log_p_value(result["n_a_better"], result["n_b_better"])
+    result["sign_test_p_value"] = max(math.exp(log_p), sys.float_info.min)
+    result["sign_test_p_value_text"] = p_value_text(log_p)
+    result["sign_test_p_value_floored"] = math.exp(log_p) < sys.float_info.min
     return result

@@ -43,52 +43,59 @@ def _short(text: str, width: int = 16) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def plot_retrieval_grid(path: Path, dataset: Dataset, vectors: np.ndarray, ap: np.ndarray, encoder: str, k: int = 5) -> Path:
-    """Write the grid for one dataset and encoder.
+def plot_retrieval_grid(path: Path, title: str, queries: Dataset, gallery: Dataset, ap: np.ndarray,
+                        retrievals: dict, k: int = 5) -> Path:  # fmt: skip
+    """Write the grid of one run, from its saved retrievals (any protocol).
 
-    Rows: the first query, the 5 best and the 5 worst queries (by AP). Columns: the
-    query, its top-k and its worst-k retrievals (query excluded by index); relevant
-    retrievals framed green, others red; each shows label and cosine score.
+    Rows: the first query, the 5 best and the 5 worst queries (by AP). Columns: the query, its
+    top-k and its worst-k retrievals as saved by :mod:`retbench.report.report_data` (leave-one-out:
+    the query excluded by index; ground truth: junk excluded); relevant retrievals framed green,
+    others red; each shows label and cosine score.
 
     Args:
-        vectors: (N, D) float32 unit rows, row i = dataset item i.
-        ap: (N,) float64 per-query AP (NaN: no relevant item).
+        title: ``dataset / encoder`` text of the figure title.
+        queries: the query list (leave-one-out: the dataset); gallery: the ranked list (the same).
+        ap: (Q,) float64 per-query AP of the list lines of ``queries`` (NaN: no relevant item, or skipped).
+        retrievals: ``query`` (R,) query lines, ``top_index`` / ``worst_index`` gallery lines,
+            ``top_score`` / ``worst_score``, and ``top_relevant`` / ``worst_relevant`` (when absent:
+            same label).
     """
     from retbench.report.plots import _pyplot
-    from retbench.search.exact import topk
 
-    chosen = select_queries(ap)
-    rows = np.array([r for r, _ in chosen], dtype=np.int64)
-    k = min(k, len(dataset) - 1)
-    top_scores, top_idx = topk(vectors[rows], vectors, k, exclude=rows, largest=True)
-    low_scores, low_idx = topk(vectors[rows], vectors, k, exclude=rows, largest=False)
+    lines = np.asarray(retrievals["query"], dtype=np.int64)
+    chosen = [(lines[row], tag) for row, tag in select_queries(np.asarray(ap, dtype=np.float64)[lines])]
+    row_of = {int(line): row for row, line in enumerate(lines.tolist())}
+    k = min(k, retrievals["top_index"].shape[1], retrievals["worst_index"].shape[1])
+
+    def strip(key: str, row: int, query: int) -> list[tuple[int, float, bool]]:
+        index = retrievals[f"{key}_index"][row][:k]
+        relevant = retrievals.get(f"{key}_relevant")
+        flags = relevant[row][:k] if relevant is not None else [gallery.labels[i] == queries.labels[query] for i in index]
+        return [(int(i), float(s), bool(f)) for i, s, f in zip(index, retrievals[f"{key}_score"][row][:k], flags)]
 
     plt = _pyplot()
     n_cols = 1 + 2 * k
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.35 * n_cols + 0.3, 1.55 * len(rows) + 0.6), dpi=80,
+    fig, axes = plt.subplots(max(len(chosen), 1), n_cols, figsize=(1.35 * n_cols + 0.3, 1.55 * len(chosen) + 0.6), dpi=80,
                              squeeze=False)  # fmt: skip
-    labels = dataset.labels
-    for r, (row, tag) in enumerate(chosen):
-        ap_text = "no relevant" if np.isnan(ap[row]) else f"AP {ap[row]:.3f}"
-        cells = [(row, None, f"{tag}\n{ap_text}\n{_short(labels[row])}", "black")]
-        for idx, score in zip(top_idx[r], top_scores[r]):
-            colour = RELEVANT_COLOUR if labels[idx] == labels[row] else IRRELEVANT_COLOUR
-            cells.append((int(idx), score, None, colour))
-        for idx, score in zip(low_idx[r], low_scores[r]):
-            colour = RELEVANT_COLOUR if labels[idx] == labels[row] else IRRELEVANT_COLOUR
-            cells.append((int(idx), score, None, colour))
-        for c, (idx, score, title, colour) in enumerate(cells):
+    for r, (line, tag) in enumerate(chosen):
+        row = row_of[int(line)]
+        ap_text = "no relevant" if np.isnan(ap[line]) else f"AP {ap[line]:.3f}"
+        cells = [(queries, int(line), None, f"{tag}\n{ap_text}\n{_short(queries.labels[line])}", "black")]
+        for key in ("top", "worst"):
+            for idx, score, relevant in strip(key, row, int(line)):
+                cells.append((gallery, idx, score, None, RELEVANT_COLOUR if relevant else IRRELEVANT_COLOUR))
+        for c, (items, idx, score, text, colour) in enumerate(cells):
             ax = axes[r, c]
-            ax.imshow(_thumbnail(dataset.image_path(idx)))
+            ax.imshow(_thumbnail(items.image_path(idx)))
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_edgecolor(colour)
                 spine.set_linewidth(3 if c else 1)
-            ax.set_title(title if title else f"{_short(labels[idx], 12)}\n{score:.3f}", fontsize=7)
+            ax.set_title(text if text else f"{_short(items.labels[idx], 12)}\n{score:.3f}", fontsize=7)
     fig.suptitle(
-        f"{dataset.name} / {encoder}: each row is a query, then its top-{k} and its worst-{k} retrievals "
-        "(green frame = same class; score = cosine similarity)",
+        f"{title}: each row is a query, then its top-{k} and its worst-{k} retrievals "
+        "(green frame = relevant; score = cosine similarity)",
         fontsize=10,
     )
     fig.tight_layout()

@@ -1,8 +1,10 @@
 """Report sections made of images: retrieval galleries, confused class pairs, encoder disagreements.
 
-They read the retrieval sidecars (``data/retrievals_*.npz``) and the dataset items
-(``data/items_*.json``); images come from the dataset's folder through the thumbnail cache. When
-a folder holds no such data, or the dataset has no images, a note says why instead.
+They read the retrieval sidecars (``data/retrievals_*.npz``) and the items (``data/items_*.json``:
+the queries, and for the query/gallery and ground-truth protocols the gallery too); images come
+from the dataset's folder through the thumbnail cache. A retrieval is relevant as the sidecar says
+(same label, or in the query's ground-truth ok list; older folders: same label). When a folder
+holds no such data, or the dataset has no images, a note says why instead.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ N_PAIRS = 8
 MAX_PAIRS_OF_ENCODERS = 6
 
 _LEGEND = (
-    '<div class="legend-marks"><span><span class="k" style="border-color:var(--good)"></span>same class as the query '
-    '(relevant)</span><span><span class="k" style="border-color:var(--bad)"></span>other class</span>'
-    "<span>number = rank; value = cosine similarity; hover an image for its label and file</span></div>"
+    '<div class="legend-marks"><span><span class="k" style="border-color:var(--good)"></span>relevant to the query '
+    '(same class, or in its ground-truth ok list)</span><span><span class="k" style="border-color:var(--bad)"></span>'
+    "not relevant</span><span>number = rank; value = cosine similarity; hover an image for its label and file</span>"
+    "</div>"
 )
 
 
@@ -71,56 +74,74 @@ def _query_cell(ctx: ReportContext, items: Items, line: int, extra: str) -> str:
     )
 
 
-def _tiles(ctx: ReportContext, items: Items, query: int, lines: np.ndarray, scores: np.ndarray,
+def _relevance(r: RunData, key: str, row: int, queries: Items, gallery: Items, query: int) -> list[bool]:
+    """Whether each saved ``key`` (top / worst) retrieval of ``row`` is relevant to its query."""
+    ret = r.retrievals
+    saved = ret.top_relevant if key == "top" else ret.worst_relevant
+    lines = (ret.top_index if key == "top" else ret.worst_index)[row]
+    if saved is not None:
+        return [bool(v) for v in saved[row]]
+    return [gallery.labels[line] == queries.labels[query] for line in lines.tolist()]
+
+
+def _tiles(ctx: ReportContext, gallery: Items, lines: np.ndarray, scores: np.ndarray, relevant: list[bool],
            rank_of: Callable[[int], str], numbered: bool = True) -> str:  # fmt: skip
-    """Retrieved images of ``query``: framed green (same class) or red, with rank and score."""
+    """Retrieved images of a query: framed green (relevant) or red, with rank and score."""
     out = []
-    for i, (line, score) in enumerate(zip(lines.tolist(), scores.tolist())):
-        relevant = items.labels[line] == items.labels[query]
-        verdict = "✓ same class" if relevant else "✗ other class"
-        tip = f"{verdict}: {items.labels[line]}\nscore {score:.3f} · {rank_of(i)}\nfile: {items.name(line)}"
-        mark = ("✓" if relevant else "✗") + (f" {i + 1}" if numbered else "")
+    for i, (line, score, hit) in enumerate(zip(lines.tolist(), scores.tolist(), relevant)):
+        verdict = "✓ relevant" if hit else "✗ not relevant"
+        tip = f"{verdict}: {gallery.labels[line]}\nscore {score:.3f} · {rank_of(i)}\nfile: {gallery.name(line)}"
+        mark = ("✓" if hit else "✗") + (f" {i + 1}" if numbered else "")
         caption = f'<br><span class="num">{score:.3f}</span>'
-        out.append(_figure(ctx, items, line, f"tile {'rel' if relevant else 'irr'}", tip, caption, mark))
+        out.append(_figure(ctx, gallery, line, f"tile {'rel' if hit else 'irr'}", tip, caption, mark))
     return f'<div class="tiles">{"".join(out)}</div>'
 
 
-def _gallery_row(ctx: ReportContext, items: Items, r: RunData, line: int) -> str:
+def _n_ranked(r: RunData, row: int) -> int:
+    ret = r.retrievals
+    if ret.n_ranked is not None:
+        return int(ret.n_ranked[row])
+    return len(ret.query) - 1  # leave-one-out folders written before n_ranked existed
+
+
+def _gallery_row(ctx: ReportContext, items: Items, gallery: Items, r: RunData, line: int) -> str:
     ret, row = r.retrievals, r.retrievals.row_of_line[line]
     top_i, top_s = ret.top_index[row], ret.top_score[row]
-    n_db = len(ret.query) - 1
-    n_relevant = sum(items.labels[j] == items.labels[line] for j in top_i.tolist())
-    top = _tiles(ctx, items, line, top_i, top_s, lambda i: f"rank {i + 1}")
-    worst = _tiles(ctx, items, line, ret.worst_index[row], ret.worst_score[row],
-                   lambda i: f"rank {n_db - i} of {n_db}", numbered=False)  # fmt: skip
+    n_db = _n_ranked(r, row)
+    top_relevant = _relevance(r, "top", row, items, gallery, line)
+    top = _tiles(ctx, gallery, top_i, top_s, top_relevant, lambda i: f"rank {i + 1}")
+    worst = _tiles(ctx, gallery, ret.worst_index[row], ret.worst_score[row],
+                   _relevance(r, "worst", row, items, gallery, line), lambda i: f"rank {n_db - i} of {n_db}",
+                   numbered=False)  # fmt: skip
     meta = f'{_ap_badge(r.ap[line])}<span class="ln">line {line + 1}</span>'
     return (
         f'<div class="qrow">{_query_cell(ctx, items, line, meta)}'
-        f'<div class="strips"><div class="strip"><div class="cap">top-{len(top_i)} · <b>{n_relevant}</b> relevant</div>'
-        f'{top}</div><div class="strip"><div class="cap">worst-{len(ret.worst_index[row])}</div>{worst}</div>'
+        f'<div class="strips"><div class="strip"><div class="cap">top-{len(top_i)} · <b>{sum(top_relevant)}</b> relevant'
+        f'</div>{top}</div><div class="strip"><div class="cap">worst-{len(ret.worst_index[row])}</div>{worst}</div>'
         "</div></div>"
     )
 
 
-def _usable(ctx: ReportContext, dataset: str) -> tuple[Items | None, str]:
-    """The dataset's items when galleries can be drawn, else None and why."""
-    items = ctx.items.get(dataset)
-    if items is None:
-        return None, (
+def _usable(ctx: ReportContext, dataset: str) -> tuple[Items | None, Items | None, str]:
+    """The dataset's query and gallery items when galleries can be drawn, else None, None and why."""
+    items, gallery = ctx.items.get(dataset), ctx.gallery(dataset)
+    if items is None or gallery is None:
+        return None, None, (
             "this result folder has no retrieval data (written by an older retbench, or the sidecars in "
             "<code>data/</code> were removed): rerun <code>retbench evaluate</code> to get them"
         )
-    if not items.has_images:
-        return None, "the embeddings were evaluated without their images, so there is nothing to show"
-    return items, ""
+    if not items.has_images or not gallery.has_images:
+        return None, None, "the embeddings were evaluated without their images, so there is nothing to show"
+    return items, gallery, ""
 
 
-def _missing_images_note(items: Items) -> str:
-    if items.images_dir is not None and not items.images_dir.is_dir():
-        return (
-            f'<div class="callout warn">The images of this dataset are not at <code>{esc(items.images_dir)}</code> '
-            "any more (moved or deleted?): the galleries show placeholders.</div>"
-        )
+def _missing_images_note(*lists: Items) -> str:
+    for items in dict.fromkeys(lists):
+        if items.images_dir is not None and not items.images_dir.is_dir():
+            return (
+                f'<div class="callout warn">The images of this dataset are not at <code>{esc(items.images_dir)}</code> '
+                "any more (moved or deleted?): the galleries show placeholders.</div>"
+            )
     return ""
 
 
@@ -128,24 +149,25 @@ def galleries(ctx: ReportContext) -> str:
     """Per dataset and encoder: the best and the worst queries, each with its top-k and worst-k."""
     cards = []
     for d in ctx.datasets:
-        items, why = _usable(ctx, d)
+        items, gallery, why = _usable(ctx, d)
         runs = [r for r in ctx.dataset_runs(d) if r.retrievals is not None]
-        if items is None or not runs:
+        if items is None or gallery is None or not runs:
             cards.append(card(esc(d), f'<p class="note">No galleries: {why or "no retrieval data"}.</p>'))
             continue
         panels = []
         for r in runs:
             best, worst = best_and_worst(r.ap, N_QUERIES)
             body = [f'<h4>Best {len(best)} queries <span class="sub">highest AP</span></h4>']
-            body += [_gallery_row(ctx, items, r, line) for line in best if line in r.retrievals.row_of_line]
+            body += [_gallery_row(ctx, items, gallery, r, line) for line in best if line in r.retrievals.row_of_line]
             body.append(f'<h4>Worst {len(worst)} queries <span class="sub">lowest AP</span></h4>')
-            body += [_gallery_row(ctx, items, r, line) for line in worst if line in r.retrievals.row_of_line]
+            body += [_gallery_row(ctx, items, gallery, r, line) for line in worst if line in r.retrievals.row_of_line]
             panels.append(f'<div class="gallery" data-encoder="{esc(r.encoder)}">{"".join(body)}</div>')
         tabs = _tabs([_swatch(ctx, r.encoder) for r in runs], panels)
-        cards.append(card(esc(d), _missing_images_note(items) + _LEGEND + tabs))
+        cards.append(card(esc(d), _missing_images_note(items, gallery) + _LEGEND + tabs))
     return (
         '<h2>Retrieval galleries</h2><p class="lead">For each encoder, the queries it answers best and worst: the '
-        "query, its top-ranked retrievals and the ones it ranks last (the query itself excluded).</p>" + "".join(cards)
+        "query, its top-ranked retrievals and the ones it ranks last (leave-one-out: the query itself excluded; "
+        "query/gallery: from the gallery; ground truth: junk images left out).</p>" + "".join(cards)
     )
 
 
@@ -179,8 +201,8 @@ def confusions(ctx: ReportContext) -> str:
     for d in ctx.datasets:
         items = ctx.items.get(d)
         runs = [r for r in ctx.dataset_runs(d) if r.retrievals is not None]
-        if items is None or not runs:
-            continue
+        if items is None or not runs or d in ctx.gallery_items:
+            continue  # class pairs are defined on one labelled list (leave-one-out)
         depth = max([depth] + [r.retrievals.top_index.shape[1] for r in runs])
         panels = []
         for r in runs:
@@ -199,17 +221,16 @@ def confusions(ctx: ReportContext) -> str:
     )
 
 
-def _side(ctx: ReportContext, items: Items, r: RunData, line: int) -> str:
+def _side(ctx: ReportContext, items: Items, gallery: Items, r: RunData, line: int) -> str:
     row = r.retrievals.row_of_line.get(line)
     if row is None:
         return ""
-    tiles = _tiles(
-        ctx, items, line, r.retrievals.top_index[row], r.retrievals.top_score[row], lambda i: f"rank {i + 1}"
-    )
+    tiles = _tiles(ctx, gallery, r.retrievals.top_index[row], r.retrievals.top_score[row],
+                   _relevance(r, "top", row, items, gallery, line), lambda i: f"rank {i + 1}")  # fmt: skip
     return f'<div class="side"><div class="cap">{_swatch(ctx, r.encoder)} {_ap_badge(r.ap[line])}</div>{tiles}</div>'
 
 
-def _pair_panel(ctx: ReportContext, items: Items, a: RunData, b: RunData) -> str:
+def _pair_panel(ctx: ReportContext, items: Items, gallery: Items, a: RunData, b: RunData) -> str:
     a_better, b_better = disagreement_lines(a.ap, b.ap, N_DISAGREEMENTS)
     if not a_better and not b_better:
         return f'<p class="note">{esc(a.encoder)} and {esc(b.encoder)} have the same AP on every query.</p>'
@@ -222,7 +243,7 @@ def _pair_panel(ctx: ReportContext, items: Items, a: RunData, b: RunData) -> str
             body.append('<p class="note">No such query.</p>')
         for line in lines:
             delta = f'<span class="num">ΔAP {first.ap[line] - second.ap[line]:+.3f}</span>'
-            sides = _side(ctx, items, a, line) + _side(ctx, items, b, line)
+            sides = _side(ctx, items, gallery, a, line) + _side(ctx, items, gallery, b, line)
             body.append(f'<div class="vs">{_query_cell(ctx, items, line, delta)}{sides}</div>')
     return "".join(body)
 
@@ -231,16 +252,17 @@ def disagreements(ctx: ReportContext) -> str:
     """Per dataset and pair of encoders: the queries where their APs differ most, their top-k side by side."""
     cards = []
     for d in ctx.datasets:
-        items, why = _usable(ctx, d)
+        items, gallery, why = _usable(ctx, d)
         runs = [r for r in ctx.dataset_runs(d) if r.retrievals is not None]
         if len(runs) < 2:
             continue
-        if items is None:
+        if items is None or gallery is None:
             cards.append(card(esc(d), f'<p class="note">No side-by-side: {why}.</p>'))
             continue
         pairs = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1 :]][:MAX_PAIRS_OF_ENCODERS]
         names = [f"{esc(a.encoder)} vs {esc(b.encoder)}" for a, b in pairs]
-        cards.append(card(esc(d), _LEGEND + _tabs(names, [_pair_panel(ctx, items, a, b) for a, b in pairs])))
+        panels = [_pair_panel(ctx, items, gallery, a, b) for a, b in pairs]
+        cards.append(card(esc(d), _LEGEND + _tabs(names, panels)))
     if not cards:
         return ""
     return (

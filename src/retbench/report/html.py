@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +89,13 @@ class ReportContext:
     items: dict[str, Items | None]
     colours: dict[str, str]
     thumbs: Thumbs
+    gallery_items: dict[str, Items | None] = field(default_factory=dict)
+
+    def gallery(self, dataset: str) -> Items | None:
+        """The ranked items of a dataset: its gallery list (query/gallery, ground truth) or its queries (leave-one-out)."""
+        if dataset in self.gallery_items:
+            return self.gallery_items[dataset]
+        return self.items.get(dataset)
 
     def dataset_runs(self, dataset: str) -> list[RunData]:
         return [self.runs[(dataset, e)] for e in self.encoders if (dataset, e) in self.runs]
@@ -100,17 +107,53 @@ def load_context(results: dict, folder: Path, thumbnails: ThumbnailCache | None)
     datasets = list(dict.fromkeys(str(r["dataset"]) for r in runs_list))
     encoders = list(dict.fromkeys(str(r["encoder"]) for r in runs_list))
     items: dict[str, Items | None] = {}
+    gallery_items: dict[str, Items | None] = {}
     runs: dict[tuple[str, str], RunData] = {}
     for run in runs_list:
         dataset, encoder = str(run["dataset"]), str(run["encoder"])
         refs = run.get("report_data") or {}
         if dataset not in items or items[dataset] is None:
             items[dataset] = report_data.load_items(folder, refs["items"]) if refs.get("items") else None
+        if refs.get("gallery_items") and gallery_items.get(dataset) is None:
+            gallery_items[dataset] = report_data.load_items(folder, refs["gallery_items"])
         retrievals = report_data.load_retrievals(folder, refs["retrievals"]) if refs.get("retrievals") else None
         ap = ap_array(run.get("ap") or [])
         runs[(dataset, encoder)] = RunData(dataset, encoder, run, ap, retrievals)
     colours = {e: PALETTE[i % len(PALETTE)] for i, e in enumerate(encoders)}
-    return ReportContext(results, folder, datasets, encoders, runs, items, colours, Thumbs(thumbnails))
+    return ReportContext(results, folder, datasets, encoders, runs, items, colours, Thumbs(thumbnails), gallery_items)
+
+
+def protocol_of(run: dict) -> str:
+    """``leave-one-out``, ``query/gallery`` or ``ground truth`` (from the run's config)."""
+    config = run.get("config") or {}
+    protocol = str(config.get("protocol") or (config.get("evaluation") or {}).get("protocol") or "leave-one-out")
+    return "ground truth" if protocol.startswith("ground truth") else protocol
+
+
+PROTOCOL_TEXT = {
+    "leave-one-out": "leave-one-out: every image queries all the others; relevant = same class label",
+    "query/gallery": "query/gallery: every query ranks the whole gallery (queries are not in it); relevant = same "
+                     "class label",
+    "ground truth": "per-query ground truth: relevant = the query's ok images; its junk images are removed from "
+                    "its ranking",
+}
+AP_TEXT = {
+    "sklearn": "AP as <code>sklearn.metrics.average_precision_score</code>",
+    "trapezoid": "AP by the trapezoid rule of revisitop's <code>compute_ap</code>",
+}
+
+
+def protocols_text(ctx: ReportContext) -> str:
+    """One sentence per protocol and AP definition in the report (HTML)."""
+    pairs = []
+    for r in ctx.runs.values():
+        ap = ((r.run.get("config") or {}).get("evaluation") or {}).get("ap_definition") or "sklearn"
+        pair = (protocol_of(r.run), str(ap))
+        if pair not in pairs:
+            pairs.append(pair)
+    pairs = pairs or [("leave-one-out", "sklearn")]
+    sentences = [f"{esc(PROTOCOL_TEXT.get(p, p))}; {AP_TEXT.get(a, esc(a))}." for p, a in pairs]
+    return " ".join(text[:1].upper() + text[1:] for text in sentences)
 
 
 def _asset(name: str) -> str:
@@ -163,8 +206,7 @@ def render_report(results: dict, folder: str | Path, *, thumbnails: ThumbnailCac
         f"<title>{esc(title)}</title><style>{_asset('report.css')}</style></head><body>"
         f'{header}<nav class="toc"><div class="wrap">{nav}</div></nav><main class="wrap">{body}</main>'
         '<footer class="wrap">Made by retbench from <code>results.json</code> and the sidecars in <code>data/</code> '
-        "of this folder; rebuild it with <code>retbench report DIR</code>. Leave-one-out: every image queries all "
-        "the others; relevant = same class label; AP as <code>sklearn.metrics.average_precision_score</code>.</footer>"
+        f"of this folder; rebuild it with <code>retbench report DIR</code>. {protocols_text(ctx)}</footer>"
         '<div id="tip" role="tooltip"></div>'
         '<noscript><div class="callout warn">Thumbnails, tabs and sorting need JavaScript.</div></noscript>'
         f'<script type="application/json" id="thumbs">{script_json(thumbs)}</script>'

@@ -1,16 +1,23 @@
 """What a report needs beyond results.json, saved at evaluation time into ``DIR/data/``.
 
-Two sidecars, referenced from each run of results.json as ``run["report_data"]``:
+Sidecars, referenced from each run of results.json as ``run["report_data"]``:
 
-- ``data/items_<dataset>.json`` (one per dataset): ``{"dataset", "root", "images_dir",
-  "images_available", "paths": [...], "labels": [...]}``; ``paths[i]`` / ``labels[i]`` are line i
-  of the list (the row order of ``run["ap"]``), ``paths`` relative to ``images_dir`` (POSIX), or
-  null when there are no images (embeddings evaluated without them).
+- ``data/items_<name>.json``: ``{"dataset", "root", "images_dir", "images_available", "paths": [...],
+  "labels": [...]}``; ``paths[i]`` / ``labels[i]`` are line i of a list (the row order of
+  ``run["ap"]`` for the queries), ``paths`` relative to ``images_dir`` (POSIX), or null when there
+  are no images (embeddings evaluated without them). ``report_data["items"]`` names the queries'
+  file; ``report_data["gallery_items"]``, present for the query/gallery and ground-truth
+  protocols, names the gallery's (leave-one-out: the queries are the gallery).
 - ``data/retrievals_<dataset>_<encoder>.npz`` (one per run): for every evaluated query, its
-  ``top_k`` best and ``worst_k`` worst retrievals (leave-one-out, the query excluded by index):
-  ``query`` (Q,) int32, the list line of each query; ``top_index`` (Q, top_k) int32 list lines,
-  ``top_score`` (Q, top_k) float32 cosine similarities, best first; ``worst_index`` /
-  ``worst_score`` (Q, worst_k), lowest first. Ties: ascending index (``search.exact.topk``).
+  ``top_k`` best and ``worst_k`` worst retrievals among the ranked gallery items (leave-one-out:
+  the query excluded by index; ground truth: its junk items excluded): ``query`` (Q,) int32, the
+  list line of each query; ``top_index`` (Q, top_k) int32 gallery list lines, ``top_score``
+  (Q, top_k) float32 cosine similarities, best first; ``worst_index`` / ``worst_score``
+  (Q, worst_k), lowest first; ``top_relevant`` / ``worst_relevant`` (Q, k) bool, whether each
+  retrieval is relevant to its query (same label, or in its ``ok`` list; absent in folders
+  written before they existed: the report then compares labels); ``n_ranked`` (Q,) int32, how
+  many gallery items each query ranks (the rank of its last item). Ties: ascending index
+  (``search.exact.topk``).
 
 With these, ``retbench report DIR`` rebuilds every gallery, confusion and disagreement from the
 folder alone.
@@ -23,6 +30,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -34,19 +42,20 @@ WORST_K = 5
 DATA_DIR = "data"
 
 
-def items_file_name(dataset: str) -> str:
-    return f"{DATA_DIR}/items_{files.slug(dataset)}.json"
+def items_file_name(name: str) -> str:
+    return f"{DATA_DIR}/items_{files.slug(name)}.json"
 
 
 def retrievals_file_name(dataset: str, encoder: str) -> str:
     return f"{DATA_DIR}/retrievals_{files.slug(dataset)}_{files.slug(encoder)}.npz"
 
 
-def save_items(out_dir: Path, dataset: Dataset, *, images_available: bool = True) -> str:
-    """Write the dataset's paths and labels (list order); return the path relative to ``out_dir``."""
+def save_items(out_dir: Path, dataset: Dataset, *, images_available: bool = True, name: str | None = None) -> str:
+    """Write the dataset's paths and labels (list order) to ``items_<name or dataset.name>.json``;
+    return the path relative to ``out_dir``."""
     from retbench.embeddings.store import atomic_write_text
 
-    name = items_file_name(dataset.name)
+    name = items_file_name(name or dataset.name)
     document = {
         "dataset": dataset.name,
         "root": str(Path(dataset.root).resolve()),
@@ -60,32 +69,105 @@ def save_items(out_dir: Path, dataset: Dataset, *, images_available: bool = True
     return name
 
 
-def compute_retrievals(vectors: np.ndarray, lines: np.ndarray, top_k: int = TOP_K, worst_k: int = WORST_K) -> dict:
+def compute_retrievals(vectors: np.ndarray, lines: np.ndarray, top_k: int = TOP_K, worst_k: int = WORST_K, *,
+                       labels: Sequence[str] | None = None) -> dict:  # fmt: skip
     """Every query's best and worst retrievals, leave-one-out, exact and blockwise.
 
     Args:
         vectors: (Q, D) float32 unit rows of the evaluated items.
         lines: (Q,) int, the list line of each row (rows differ from lines when images were skipped).
+        labels: optional labels of the list lines; with them ``top_relevant`` / ``worst_relevant``
+            (same label) are saved too.
 
     Returns:
         ``query``, ``top_index``, ``top_score``, ``worst_index``, ``worst_score`` (see the module
         docstring); indices are list lines. k is capped at Q - 1 (0 columns when Q < 2).
     """
+    lines = np.asarray(lines, dtype=np.int64)
+    relevant = None
+    if labels is not None:
+        codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)[1]
+
+        def relevant(q: np.ndarray, g: np.ndarray) -> np.ndarray:
+            return codes[lines[q]][:, None] == codes[lines[g]]
+
+    return _retrievals(vectors, vectors, lines, lines, top_k, worst_k, exclude_self=True, relevant=relevant)
+
+
+def compute_gallery_retrievals(query_vectors: np.ndarray, query_lines: np.ndarray, gallery_vectors: np.ndarray,
+                               gallery_lines: np.ndarray, top_k: int = TOP_K, worst_k: int = WORST_K, *,
+                               query_labels: Sequence[str] | None = None, gallery_labels: Sequence[str] | None = None,
+                               ok: Sequence[np.ndarray] | None = None,
+                               junk: Sequence[np.ndarray] | None = None) -> dict:  # fmt: skip
+    """Every query's best and worst gallery items (query/gallery and ground-truth protocols).
+
+    Args:
+        query_vectors: (Q, D) float32 unit rows; query_lines: (Q,) the queries' list lines.
+        gallery_vectors: (N, D) float32 unit rows; gallery_lines: (N,) their gallery list lines.
+        query_labels / gallery_labels: labels of the list lines (relevant = same label), or
+        ok: Q arrays of relevant gallery *rows* (ground truth).
+        junk: optional Q arrays of gallery rows left out of the query's retrievals (ground truth).
+
+    Returns:
+        As :func:`compute_retrievals`, indices being gallery list lines. k is capped at the
+        smallest number of items a query ranks (N minus the largest junk list).
+    """
+    query_lines = np.asarray(query_lines, dtype=np.int64)
+    gallery_lines = np.asarray(gallery_lines, dtype=np.int64)
+    relevant = None
+    if ok is not None:
+        ok_sets = [set(np.asarray(o, dtype=np.int64).tolist()) for o in ok]
+
+        def relevant(q: np.ndarray, g: np.ndarray) -> np.ndarray:
+            flags = [[int(j) in ok_sets[i] for j in row] for i, row in zip(q.tolist(), g.tolist())]
+            return np.array(flags, dtype=bool).reshape(g.shape)
+
+    elif query_labels is not None and gallery_labels is not None:
+        both = np.concatenate([np.asarray(query_labels, dtype=object).astype(str),
+                               np.asarray(gallery_labels, dtype=object).astype(str)])  # fmt: skip
+        codes = np.unique(both, return_inverse=True)[1]
+        q_codes, g_codes = codes[: len(query_labels)], codes[len(query_labels) :]
+
+        def relevant(q: np.ndarray, g: np.ndarray) -> np.ndarray:
+            return q_codes[query_lines[q]][:, None] == g_codes[gallery_lines[g]]
+
+    return _retrievals(query_vectors, gallery_vectors, query_lines, gallery_lines, top_k, worst_k,
+                       exclude_self=False, relevant=relevant, junk=junk)  # fmt: skip
+
+
+def _retrievals(queries: np.ndarray, gallery: np.ndarray, query_lines: np.ndarray, gallery_lines: np.ndarray,
+                top_k: int, worst_k: int, *, exclude_self: bool, relevant=None, junk=None) -> dict:  # fmt: skip
+    """Top and worst retrievals; junk rows are searched past (k + the most junk of any query) and dropped."""
     from retbench.search.exact import topk
 
-    lines = np.asarray(lines, dtype=np.int64)
-    n = len(vectors)
-    out = {"query": lines.astype(np.int32)}
+    n_q, n_g = len(queries), len(gallery)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    gallery = np.ascontiguousarray(gallery, dtype=np.float32)
+    junk_sets = [np.unique(np.asarray(j, dtype=np.int64)) for j in junk] if junk is not None else None
+    n_junk = max((j.size for j in junk_sets), default=0) if junk_sets else 0
+    n_ranked = np.full(n_q, n_g - (1 if exclude_self else 0), dtype=np.int32)
+    if junk_sets is not None:
+        n_ranked -= np.array([j.size for j in junk_sets], dtype=np.int32).reshape(n_q)
+    out = {"query": query_lines.astype(np.int32), "n_ranked": n_ranked}
     for key, k, largest in (("top", top_k, True), ("worst", worst_k, False)):
-        k = min(k, n - 1)
-        if k < 1:
-            out[f"{key}_index"] = np.zeros((n, 0), dtype=np.int32)
-            out[f"{key}_score"] = np.zeros((n, 0), dtype=np.float32)
-            continue
-        rows = np.ascontiguousarray(vectors, dtype=np.float32)
-        scores, index = topk(rows, rows, k, exclude=np.arange(n), largest=largest)
-        out[f"{key}_index"] = lines[index].astype(np.int32)
+        available = n_g - (1 if exclude_self else 0) - n_junk  # what every query ranks, whatever its junk
+        k = max(0, min(k, available))
+        if k < 1 or n_q == 0:
+            index = np.zeros((n_q, 0), dtype=np.int64)
+            scores = np.zeros((n_q, 0), dtype=np.float32)
+        else:
+            depth = min(k + n_junk, n_g - (1 if exclude_self else 0))
+            scores, index = topk(queries, gallery, depth, exclude=np.arange(n_q) if exclude_self else None,
+                                 largest=largest)  # fmt: skip
+            if junk_sets is not None:
+                keep = np.array([~np.isin(row, junk_sets[q]) for q, row in enumerate(index)]).reshape(index.shape)
+                order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept items first, in rank order
+                scores, index = np.take_along_axis(scores, order, 1), np.take_along_axis(index, order, 1)
+            scores, index = scores[:, :k], index[:, :k]
+        out[f"{key}_index"] = gallery_lines[index].astype(np.int32)
         out[f"{key}_score"] = scores.astype(np.float32)
+        if relevant is not None:
+            out[f"{key}_relevant"] = relevant(np.arange(n_q), index).astype(bool).reshape(index.shape)
     return out
 
 
@@ -130,6 +212,9 @@ class Retrievals:
     top_score: np.ndarray
     worst_index: np.ndarray
     worst_score: np.ndarray
+    top_relevant: np.ndarray | None = None
+    worst_relevant: np.ndarray | None = None
+    n_ranked: np.ndarray | None = None
 
     @cached_property
     def row_of_line(self) -> dict[int, int]:
@@ -158,8 +243,12 @@ def load_retrievals(folder: Path, relative: str) -> Retrievals | None:
     """The retrievals sidecar, or None when it is missing or unreadable."""
     try:
         with np.load(folder / relative, allow_pickle=False) as data:
-            return Retrievals(
-                **{key: data[key] for key in ("query", "top_index", "top_score", "worst_index", "worst_score")}
-            )
+            arrays = {key: data[key] for key in ("query", "top_index", "top_score", "worst_index", "worst_score")}
+            for key in ("top_relevant", "worst_relevant"):
+                if key in data.files and data[key].shape == arrays[key.replace("relevant", "index")].shape:
+                    arrays[key] = data[key].astype(bool)
+            if "n_ranked" in data.files and data["n_ranked"].shape == arrays["query"].shape:
+                arrays["n_ranked"] = data["n_ranked"]
+            return Retrievals(**arrays)
     except (OSError, ValueError, KeyError):
         return None

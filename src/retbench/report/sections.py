@@ -56,6 +56,8 @@ def _kpi(ctx: ReportContext, dataset: str, runs: list[RunData]) -> str:
     plus = f" <small>± {(interval[1] - interval[0]) / 2:.3f}</small>" if interval else ""
     n_classes = ((best.run.get("config") or {}).get("dataset") or {}).get("n_classes")
     facts = f"{esc(best.run.get('n_images', '?'))} images" + (f" · {esc(n_classes)} classes" if n_classes else "")
+    if best.run.get("n_queries") is not None and best.run.get("n_queries") != best.run.get("n_images"):
+        facts = f"{esc(best.run['n_queries'])} queries · " + facts
     return (
         f'<div class="kpi"><div class="label">{esc(dataset)}</div>'
         f'<div class="value num">{best.run["map"]:.3f}{plus}</div>'
@@ -82,10 +84,11 @@ def _map_cell(run: RunData | None, best: bool) -> str:
 
 def summary(ctx: ReportContext) -> str:
     """Headline cards, the encoders x datasets mAP table (best per column, 95% CI) and all metrics."""
+    from retbench.report.html import protocols_text
+
     parts = [
-        '<h2>Summary</h2><p class="lead">Mean Average Precision, leave-one-out: every image queries all the others; '
-        "relevant = same class label. Intervals are 95% bootstrap intervals over queries. The best encoder of each "
-        "dataset is highlighted.</p>"
+        f'<h2>Summary</h2><p class="lead">Mean Average Precision. {protocols_text(ctx)} Intervals are 95% bootstrap '
+        "intervals over queries. The best encoder of each dataset is highlighted.</p>"
     ]
     randoms = sorted({r.encoder for r in ctx.runs.values() if _random_init(r.run)})
     if randoms:
@@ -170,12 +173,13 @@ def _comparison_row(ctx: ReportContext, c: dict) -> str:
         verdict = '<span class="pill neutral">n/a</span>'
     ci_text = f"[{num(interval[0])}, {num(interval[1])}]" if has_ci else "n/a"
     perm, sign_p = c.get("permutation_p_value"), c.get("sign_test_p_value")
+    sign_text = c.get("sign_test_p_value_text") or p_value(sign_p)
     wins = " / ".join(esc(c.get(k, "?")) for k in ("n_a_better", "n_b_better", "n_ties"))
     return (
         f"<tr><td>{esc(c.get('dataset'))}</td><td>{_swatch(ctx, a)}</td><td>{_swatch(ctx, b)}</td>"
         f'{td_num(diff, signed=True)}<td class="n">{ci_text}</td>'
         f'<td class="n" data-v="{data_v(perm)}">{p_value(perm)}</td>'
-        f'<td class="n" data-v="{data_v(sign_p)}">{p_value(sign_p)}</td>'
+        f'<td class="n" data-v="{data_v(sign_p)}" data-tip="sign test p = {esc(sign_text)}">{p_value(sign_p)}</td>'
         f'<td class="n">{wins}</td><td>{verdict}</td></tr>'
     )
 

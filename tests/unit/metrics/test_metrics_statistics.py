@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
 
-from retbench.metrics import bootstrap_ci, paired_comparison, sign_test_p_value
+from retbench.metrics import (
+    bootstrap_ci,
+    p_value_text,
+    paired_comparison,
+    sign_test_log_p_value,
+    sign_test_p_value,
+)
 
 
 def loop_bootstrap(values: np.ndarray, n_bootstrap: int, seed: int) -> list[float]:
@@ -102,3 +109,60 @@ def test_sign_test_against_exact_binomial_sums():
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
     assert sign_test_p_value(k, n - k) == pytest.approx(2 * tail)
     assert sign_test_p_value(n - k, k) == pytest.approx(2 * tail)
+
+
+def exact_log10_sign_p(n_positive: int, n_negative: int) -> float:
+    """log10 of the two-sided sign-test p-value with Python's exact integers (no floating underflow)."""
+    n, k = n_positive + n_negative, min(n_positive, n_negative)
+    tail = sum(math.comb(n, i) for i in range(k + 1))
+    return min(0.0, math.log10(2 * tail) - n * math.log10(2))
+
+
+@pytest.mark.parametrize("wins, losses", [(900, 3), (1100, 0), (5000, 40), (20000, 0)])
+def test_sign_test_never_underflows_to_zero(wins, losses):
+    exact = exact_log10_sign_p(wins, losses)
+    log_p = sign_test_log_p_value(wins, losses)
+    assert log_p / math.log(10) == pytest.approx(exact, rel=1e-12)
+    p = sign_test_p_value(wins, losses)
+    assert p > 0.0 and sign_test_p_value(losses, wins) == p
+    if exact > math.log10(sys.float_info.min):
+        assert p == pytest.approx(10.0**exact, rel=1e-9)  # representable: the true value
+    else:
+        assert p == sys.float_info.min  # floored, never 0.0
+    exponent = math.floor(exact)
+    mantissa = 10 ** (exact - exponent)
+    assert p_value_text(log_p) == f"{mantissa:.1f}e{exponent}"
+
+
+def test_p_value_text_formats():
+    assert p_value_text(0.0) == "1"
+    assert p_value_text(math.log(0.03125)) == "0.03125"
+    assert p_value_text(math.log(1.234567e-3)) == "0.001235"
+    assert p_value_text(-10000.0) == "1.1e-4343"  # exp(-10000) = 1.135e-4343
+    assert p_value_text(math.log(9.996e-7)) == "1.0e-6"  # mantissa rounding carries into the exponent
+
+
+def test_paired_comparison_reports_a_tiny_sign_test_p_value_exactly():
+    n = 1500  # B wins every query: p = 2 * 2**-1500 ~ 2.8e-452, far below float64's range
+    a = np.full(n, 0.2)
+    b = np.full(n, 0.9)
+    out = paired_comparison(a, b, n_bootstrap=0, n_permutations=0)
+    assert out["n_b_better"] == n and out["sign_test_p_value"] > 0.0
+    assert out["sign_test_p_value_floored"] is True and out["sign_test_p_value"] == sys.float_info.min
+    assert out["sign_test_p_value_text"] == p_value_text(sign_test_log_p_value(0, n))
+    assert out["sign_test_p_value_text"].endswith("e-452")
+    small = paired_comparison(a[:40], b[:40], n_bootstrap=0, n_permutations=0)
+    assert small["sign_test_p_value_floored"] is False and small["sign_test_p_value"] == pytest.approx(2 * 2.0**-40)
+
+
+def test_table_shows_the_exact_text_of_a_floored_sign_test_p_value():
+    from retbench.report.tables import map_table_markdown
+
+    n = 1500
+    comparison = paired_comparison(np.full(n, 0.9), np.full(n, 0.2), n_bootstrap=0, n_permutations=0)
+    runs = [{"dataset": "d", "encoder": e, "map": m, "metrics": {}, "config": {"protocol": "query/gallery",
+             "evaluation": {"ap_definition": "trapezoid"}}} for e, m in (("a", 0.9), ("b", 0.2))]  # fmt: skip
+    table = map_table_markdown(runs, [{"dataset": "d", "encoder_a": "a", "encoder_b": "b", **comparison}])
+    assert f"| {comparison['sign_test_p_value_text']} |" in table and "e-452" in table
+    assert "| d | a | b | +0.700 |" in table and "1500 / 0 / 0" in table
+    assert "query/gallery" in table and "trapezoid" in table
