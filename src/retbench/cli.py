@@ -282,7 +282,7 @@ def _cmd_embed(args: argparse.Namespace, invocation: str) -> int:
         extract,
         resolve_device,
     )
-    from retbench.embeddings.store import atomic_write_bytes, atomic_write_text
+    from retbench.atomic_files import atomic_write_bytes, atomic_write_text
     from retbench.encoders import build_encoder
     from retbench.environment import default_cache_dir
     from retbench.errors import BadImagesError

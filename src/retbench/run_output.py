@@ -214,7 +214,7 @@ def write_report(out_dir: Path, document: dict, options, cache_dir: Path | None)
 
 def write_folder(out_dir: Path, runs: list[dict], options, invocation: str | None) -> dict:
     """results.json, table.md, table.csv and the PR figures; return the results document."""
-    from retbench.embeddings.store import atomic_write_text
+    from retbench.atomic_files import atomic_write_text
     from retbench.report.tables import map_table_csv, map_table_markdown
 
     written = [files.RESULTS_JSON, files.TABLE_MD, files.TABLE_CSV] + (["report.html"] if options.report else [])

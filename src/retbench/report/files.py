@@ -7,7 +7,7 @@ import math
 import re
 from pathlib import Path
 
-from retbench.embeddings.store import atomic_write_text
+from retbench.atomic_files import atomic_write_text
 
 RESULTS_JSON = "results.json"
 TABLE_MD = "table.md"

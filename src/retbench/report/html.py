@@ -228,7 +228,7 @@ def write_report(folder: str | Path, results: dict | None = None, *, cache_dir: 
     Raises:
         RetbenchError: no readable results.json in ``folder``.
     """
-    from retbench.embeddings.store import atomic_write_text
+    from retbench.atomic_files import atomic_write_text
 
     folder = Path(folder)
     if results is None:

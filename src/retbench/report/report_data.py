@@ -53,7 +53,7 @@ def retrievals_file_name(dataset: str, encoder: str) -> str:
 def save_items(out_dir: Path, dataset: Dataset, *, images_available: bool = True, name: str | None = None) -> str:
     """Write the dataset's paths and labels (list order) to ``items_<name or dataset.name>.json``;
     return the path relative to ``out_dir``."""
-    from retbench.embeddings.store import atomic_write_text
+    from retbench.atomic_files import atomic_write_text
 
     name = items_file_name(name or dataset.name)
     document = {
@@ -173,7 +173,7 @@ def _retrievals(queries: np.ndarray, gallery: np.ndarray, query_lines: np.ndarra
 
 def save_retrievals(out_dir: Path, dataset: str, encoder: str, retrievals: dict) -> str:
     """Write :func:`compute_retrievals`' arrays (compressed .npz); return the path relative to ``out_dir``."""
-    from retbench.embeddings.store import atomic_write_bytes
+    from retbench.atomic_files import atomic_write_bytes
 
     name = retrievals_file_name(dataset, encoder)
     buffer = io.BytesIO()
