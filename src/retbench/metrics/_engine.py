@@ -121,9 +121,7 @@ def iter_blocks(problem: RankingProblem, *, block_size: int, backend: str, level
     blocks = [slice(s, min(s + block_size, n_queries)) for s in range(0, n_queries, block_size)]
     if backend == "torch":
         for rows, ranks in _iter_torch(problem, blocks, device):
-            full = np.stack([ap_from_ranks(ranks, "sklearn"), ap_from_ranks(ranks, "trapezoid"),
-                             r_precision_from_ranks(ranks), map_at_r_from_ranks(ranks)], axis=1)  # fmt: skip
-            yield BlockResult(rows, ranks, full, pr_curve_from_ranks(ranks, levels.size))
+            yield BlockResult(rows, ranks, *_full_width_metrics(ranks, levels))
         return
     order = np.argsort(problem.database_codes, kind="stable")
     offsets = np.searchsorted(problem.database_codes[order], np.arange(int(problem.database_codes.max()) + 2))
@@ -143,6 +141,22 @@ def iter_blocks(problem: RankingProblem, *, block_size: int, backend: str, level
                 offsets.astype(np.int64), width, levels, k_max,
             )  # fmt: skip
             yield BlockResult(rows, ranks, full, pr_curve)
+
+
+def _full_width_metrics(ranks: RelevantRanks, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(full, pr_curve)`` of :class:`BlockResult` from full-width ranks: with numba, rows in parallel
+    with the numba backend's own arithmetic; without it, the numpy definitions."""
+    kernels = _counting.numba_kernel()
+    if kernels is None:
+        full = np.stack([ap_from_ranks(ranks, "sklearn"), ap_from_ranks(ranks, "trapezoid"),
+                         r_precision_from_ranks(ranks), map_at_r_from_ranks(ranks)], axis=1)  # fmt: skip
+        return full, pr_curve_from_ranks(ranks, levels.size)
+    n_rows = ranks.rank.shape[0]
+    full = np.full((n_rows, 4), np.nan)
+    pr_curve = np.full((n_rows, levels.size), np.nan)
+    kernels.full_width_metrics_rows(ranks.n_relevant, ranks.rank, ranks.n_ge, ranks.n_rel_ge,
+                                    np.ascontiguousarray(levels, dtype=np.float64), full, pr_curve)  # fmt: skip
+    return full, pr_curve
 
 
 def _iter_torch(problem: RankingProblem, blocks: list[slice], device: str) -> Iterator[tuple[slice, RelevantRanks]]:

@@ -224,3 +224,16 @@ def _full_width_metrics(b, r, slot_rank, slot_ge, slot_rel_ge, levels, full, pr_
         while first < r - 1 and slot_rel_ge[first] < need:
             first += 1
         pr_curve[b, i] = best_after[first]
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def full_width_metrics_rows(n_relevant, rank, n_ge, n_rel_ge, levels, full, pr_curve):  # pragma: no cover (jit)
+    """:func:`_full_width_metrics` of every row of full-width ranks (the torch backend's blocks).
+
+    n_relevant (B,) int64; rank, n_ge, n_rel_ge (B, W) int64 with every relevant item of each row
+    (W >= n_relevant); outputs as in :func:`rank_rows` (rows without relevant items untouched).
+    """
+    for b in numba.prange(rank.shape[0]):
+        r = n_relevant[b]
+        if r > 0:
+            _full_width_metrics(b, r, rank[b], n_ge[b], n_rel_ge[b], levels, full, pr_curve)

@@ -275,3 +275,18 @@ def test_evaluate_through_the_sorting_path_equals_the_default(monkeypatch):
     got = evaluate(x, labels, n_bootstrap=0, block_size=32, backend="torch")
     for key in want.per_query:
         np.testing.assert_allclose(got.per_query[key], want.per_query[key], rtol=0, atol=1e-12, equal_nan=True)
+
+
+def test_torch_backend_without_numba_uses_the_numpy_definitions(monkeypatch):
+    # Without numba the torch backend's full-width metrics (AP, R-precision, MAP@R, PR curve) come
+    # from the numpy functions: the same values as with numba's per-row kernel.
+    from retbench.metrics import _counting
+
+    x, labels = clustered(160, 4, dim=6, grid=8)
+    with_numba = evaluate(x, labels, n_bootstrap=0, backend="torch", ap_definition="trapezoid")
+    monkeypatch.setattr(_counting, "numba_kernel", lambda: None)
+    without = evaluate(x, labels, n_bootstrap=0, backend="torch", ap_definition="trapezoid")
+    for key in with_numba.per_query:
+        np.testing.assert_allclose(without.per_query[key], with_numba.per_query[key], rtol=0, atol=1e-12,
+                                   equal_nan=True)  # fmt: skip
+    np.testing.assert_allclose(without.pr_curve, with_numba.pr_curve, rtol=0, atol=1e-12)
