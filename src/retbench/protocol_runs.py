@@ -64,8 +64,8 @@ def evaluate_query_gallery_dataset(dataset_dir: str | Path, queries_file: str | 
     runs = []
     for spec in encoders:
         encoder, build_s = extractor.build(spec)
-        q_ext, q_rows = extractor.extract(queries, encoder, f"{spec} on {name} queries")
-        g_ext, g_rows = extractor.extract(gallery, encoder, f"{spec} on {name} gallery")
+        (q_ext, q_rows), (g_ext, g_rows) = extractor.extract_each(
+            encoder, [(queries, f"{spec} on {name} queries"), (gallery, f"{spec} on {name} gallery")])
         q_vectors, g_vectors = q_ext.vectors[_some(q_rows, "--queries")], g_ext.vectors[_some(g_rows, "--gallery")]
         run = _query_gallery_run(name, spec, queries.subset(q_rows), gallery.subset(g_rows), q_vectors, g_vectors,
                                  eval_options, inputs, _split_summary(name, queries, gallery))  # fmt: skip
@@ -157,8 +157,8 @@ def evaluate_ground_truth_dataset(dataset_dir: str | Path, ground_truth: str | P
     runs = []
     for spec in encoders:
         encoder, build_s = extractor.build(spec)
-        q_ext, q_rows = extractor.extract(queries, encoder, f"{spec} on {name} queries (cropped)")
-        g_ext, g_rows = extractor.extract(gallery, encoder, f"{spec} on {name} gallery")
+        (q_ext, q_rows), (g_ext, g_rows) = extractor.extract_each(
+            encoder, [(queries, f"{spec} on {name} queries (cropped)"), (gallery, f"{spec} on {name} gallery")])
         q_vectors, g_vectors = q_ext.vectors[_some(q_rows, "qimlist")], g_ext.vectors[_some(g_rows, "imlist")]
         for setup in setups:
             inputs = {"dataset_dir": str(dataset_dir), "ground_truth": str(ground_truth), "setup": setup,

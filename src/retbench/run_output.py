@@ -75,19 +75,30 @@ class Extractor:
 
     def extract(self, dataset: Dataset, encoder, description: str):
         """``(extraction, good rows)``; raises :class:`BadImagesError` on bad images unless ``skip_bad``."""
+        return self.extract_each(encoder, [(dataset, description)])[0]
+
+    def extract_each(self, encoder, parts: list[tuple[Dataset, str]]) -> list[tuple]:
+        """:meth:`extract` of every ``(dataset, description)`` in turn; bad images of all of them are
+        named in one :class:`BadImagesError`, raised after every part was read (unless ``skip_bad``)."""
         from retbench.embeddings import bad_images_message, extract
 
         o = self.options
-        bar = self.progress(description, len(dataset))
-        try:
-            extraction = extract(dataset, encoder, batch_size=o.batch_size, num_workers=o.num_workers,
-                                 precision=o.precision, runtime=o.runtime, channels_last=o.channels_last,
-                                 decode=o.decode, store=self.store, progress=bar.update)  # fmt: skip
-        finally:
-            bar.close()
-        if extraction.bad and not o.skip_bad:
-            raise BadImagesError(bad_images_message(dataset, extraction), extraction.bad)
-        return extraction, extraction.good_rows
+        results, messages, bad = [], [], []
+        for dataset, description in parts:
+            bar = self.progress(description, len(dataset))
+            try:
+                extraction = extract(dataset, encoder, batch_size=o.batch_size, num_workers=o.num_workers,
+                                     precision=o.precision, runtime=o.runtime, channels_last=o.channels_last,
+                                     decode=o.decode, store=self.store, progress=bar.update)  # fmt: skip
+            finally:
+                bar.close()
+            if extraction.bad and not o.skip_bad:
+                messages.append(bad_images_message(dataset, extraction))
+                bad.extend(extraction.bad)
+            results.append((extraction, extraction.good_rows))
+        if messages:
+            raise BadImagesError("\n".join(messages), bad)
+        return results
 
     def describe(self, run: dict, encoder, build_s: float, extractions: list) -> None:
         """Add the encoder, extraction settings and timings of ``extractions`` to ``run``."""

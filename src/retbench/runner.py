@@ -142,8 +142,8 @@ def evaluate_datasets(
     runs: list[dict] = []
     for spec in encoders:
         encoder, build_s = extractor.build(spec)
-        for dataset in datasets:
-            extraction, rows = extractor.extract(dataset, encoder, f"{spec} on {dataset.name}")
+        extractions = extractor.extract_each(encoder, [(d, f"{spec} on {d.name}") for d in datasets])
+        for dataset, (extraction, rows) in zip(datasets, extractions):
             evaluated = dataset.subset(rows) if extraction.bad else dataset
             vectors = extraction.vectors[rows]
             run = _leave_one_out_run(evaluated, vectors, spec, eval_options, {"list": str(dataset.source)})

@@ -157,6 +157,18 @@ def test_bad_image_fails_naming_it_or_is_skipped_and_listed(tmp_path, cache_dir,
     assert run["n_images"] == 8 and len(run["ap"]) == 9 and run["ap"][4] is None
 
 
+def test_bad_images_of_every_dataset_are_named_in_one_error(tmp_path, cache_dir, capsys):
+    first = make_dataset(tmp_path / "first", per_class=3)
+    second = make_dataset(tmp_path / "second", per_class=3)
+    (first / "images" / "green" / "001.png").write_bytes(b"broken")
+    (second / "images" / "red" / "000.png").write_bytes(b"broken")
+    assert run_cli("evaluate", first, second, "--encoder", "colorhist", "--out", tmp_path / "out",
+                   "--cache-dir", cache_dir) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "dataset 'first'" in err and "green/001.png" in err
+    assert "dataset 'second'" in err and "red/000.png" in err
+
+
 def test_bring_your_own_embeddings_needs_no_images(tmp_path):
     rng = np.random.default_rng(0)
     labels = ["a"] * 5 + ["b"] * 5

@@ -268,7 +268,8 @@ def test_query_gallery_unreadable_images_fail_or_are_skipped_per_list(tmp_path, 
     args = ["evaluate", root, "--encoder", "colorhist", "--queries", q_file, "--gallery", g_file, "--out", tmp_path / "o",
             "--cache-dir", cache_dir, "--bootstrap", "0", "--no-figures"]  # fmt: skip
     assert run_cli(*args) == 2
-    assert f"{q_file}:2: {queries[1][0]}" in capsys.readouterr().err
+    err = capsys.readouterr().err  # one error naming the bad images of both lists
+    assert f"{q_file}:2: {queries[1][0]}" in err and f"{g_file}:3: {gallery[2][0]}" in err
     assert run_cli(*args, "--skip-bad") == 0
     run = read_results(tmp_path / "o")["runs"][0]
     assert [(s["list"], s["path"]) for s in run["skipped"]] == [("queries", queries[1][0]), ("gallery", gallery[2][0])]
