@@ -70,8 +70,7 @@ def evaluate_query_gallery_dataset(dataset_dir: str | Path, queries_file: str | 
         run = _query_gallery_run(name, spec, queries.subset(q_rows), gallery.subset(g_rows), q_vectors, g_vectors,
                                  eval_options, inputs, _split_summary(name, queries, gallery))  # fmt: skip
         run["ap"] = align_to_list(run["ap"], q_rows, len(queries))
-        run["skipped"] = ([{**b.to_dict(), "list": "queries"} for b in q_ext.bad]
-                          + [{**b.to_dict(), "list": "gallery"} for b in g_ext.bad])  # fmt: skip
+        run["skipped"] = _skipped(q_ext, g_ext)
         arrays = save_retrievals(out_dir, run, partial(report_data.compute_gallery_retrievals, q_vectors, q_rows, g_vectors,
                                                        g_rows, query_labels=queries.labels,
                                                        gallery_labels=gallery.labels), *items)  # fmt: skip
@@ -165,8 +164,7 @@ def evaluate_ground_truth_dataset(dataset_dir: str | Path, ground_truth: str | P
                       "query_crops": str(crops_root)}  # fmt: skip
             run, arrays = _ground_truth_run(out_dir, name, spec, gnd, setup, q_vectors, q_rows, g_vectors, g_rows,
                                             eval_options, inputs, items, root=str(dataset_dir))  # fmt: skip
-            run["skipped"] = ([{**b.to_dict(), "list": "queries"} for b in q_ext.bad]
-                              + [{**b.to_dict(), "list": "gallery"} for b in g_ext.bad])  # fmt: skip
+            run["skipped"] = _skipped(q_ext, g_ext)
             extractor.describe(run, encoder, build_s, [q_ext, g_ext])
             runs.append(run)
             draw_grid(out_dir, run, arrays, queries, gallery, eval_options)
@@ -291,6 +289,12 @@ def _has_images(dataset: Dataset) -> bool:
     except RetbenchError:
         return False
     return True
+
+
+def _skipped(query_extraction, gallery_extraction) -> list[dict]:
+    """results.json ``skipped``: the unreadable images of both lists, each tagged with its list."""
+    return ([{**b.to_dict(), "list": "queries"} for b in query_extraction.bad]
+            + [{**b.to_dict(), "list": "gallery"} for b in gallery_extraction.bad])  # fmt: skip
 
 
 def _some(rows: np.ndarray, what: str) -> np.ndarray:

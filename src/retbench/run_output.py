@@ -251,10 +251,10 @@ def write_folder(out_dir: Path, runs: list[dict], options, invocation: str | Non
         "comparisons": comparison_list,
         "files": written,
     }
-    files.write_json(out_dir / files.RESULTS_JSON, document)
+    document = files.write_json(out_dir / files.RESULTS_JSON, document)
     atomic_write_text(out_dir / files.TABLE_MD, map_table_markdown(runs, comparison_list))
     atomic_write_text(out_dir / files.TABLE_CSV, map_table_csv(runs))
-    return files.to_jsonable(document)
+    return document
 
 
 def comparisons(runs: list[dict], options) -> list[dict]:

@@ -32,6 +32,12 @@ def check_embeddings(name: str, x: object) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+def check_same_dimension(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
+    """Two (n, d) matrices whose rows are compared must share d."""
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"{name_a} and {name_b} must have the same dimension, got {a.shape[1]} and {b.shape[1]}")
+
+
 def check_labels(name: str, labels: object, n: int, embeddings_name: str) -> np.ndarray:
     """``labels`` as an ``(n,)`` array of strings; one per row of ``embeddings_name``."""
     if isinstance(labels, (str, bytes)) or not isinstance(labels, (Sequence, np.ndarray)):

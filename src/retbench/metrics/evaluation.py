@@ -23,6 +23,7 @@ from retbench.metrics.cutoff import (
     recall_at_k_from_ranks,
     reciprocal_rank_from_ranks,
 )
+from retbench.jsonable import to_jsonable
 from retbench.metrics.ranks import RelevantRanks
 
 
@@ -64,20 +65,6 @@ def per_query_metrics(ranks: RelevantRanks, ks: Sequence[int], ap_definition: st
 def _nan_mean(values: np.ndarray) -> float:
     finite = values[~np.isnan(values)]
     return float(finite.mean()) if finite.size else math.nan
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -123,7 +110,7 @@ class Evaluation:
         }
         if per_query:
             out["per_query"] = self.per_query
-        return _jsonable(out)
+        return to_jsonable(out)
 
 
 def summarise(per_query: dict[str, np.ndarray], pr_sum: np.ndarray, levels: np.ndarray, *, ks: Sequence[int],

@@ -24,6 +24,7 @@ from retbench.metrics._validation import (
     check_labels,
     check_non_negative_int,
     check_pr_levels,
+    check_same_dimension,
 )
 from retbench.metrics.evaluation import Evaluation, metric_keys, per_query_key, per_query_metrics, summarise
 from retbench.metrics.pr_curve import pr_curve_from_ranks, recall_levels
@@ -85,9 +86,7 @@ def evaluate_query_gallery(query_embeddings: np.ndarray, query_labels: Sequence[
     """
     queries = check_embeddings("query_embeddings", query_embeddings)
     gallery = check_embeddings("gallery_embeddings", gallery_embeddings)
-    if queries.shape[1] != gallery.shape[1]:
-        raise ValueError(f"query_embeddings and gallery_embeddings must have the same dimension, "
-                         f"got {queries.shape[1]} and {gallery.shape[1]}")  # fmt: skip
+    check_same_dimension("query_embeddings", queries, "gallery_embeddings", gallery)
     q_labels = check_labels("query_labels", query_labels, queries.shape[0], "query_embeddings")
     g_labels = check_labels("gallery_labels", gallery_labels, gallery.shape[0], "gallery_embeddings")
     names, g_codes = np.unique(g_labels.astype(str), return_inverse=True)
@@ -119,9 +118,7 @@ def evaluate_ground_truth(query_embeddings: np.ndarray, gallery_embeddings: np.n
     """
     queries = check_embeddings("query_embeddings", query_embeddings)
     gallery = check_embeddings("gallery_embeddings", gallery_embeddings)
-    if queries.shape[1] != gallery.shape[1]:
-        raise ValueError(f"query_embeddings and gallery_embeddings must have the same dimension, "
-                         f"got {queries.shape[1]} and {gallery.shape[1]}")  # fmt: skip
+    check_same_dimension("query_embeddings", queries, "gallery_embeddings", gallery)
     n_queries, n_gallery = queries.shape[0], gallery.shape[0]
     ok_sets = _check_index_lists("ok", ok, n_queries, n_gallery)
     junk_sets = _check_index_lists("junk", junk, n_queries, n_gallery)

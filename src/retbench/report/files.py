@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 
 from retbench.atomic_files import atomic_write_text
+from retbench.jsonable import to_jsonable  # noqa: F401 (re-exported: files.to_jsonable)
 
 RESULTS_JSON = "results.json"
 TABLE_MD = "table.md"
@@ -42,24 +42,8 @@ def clear_previous_results(out_dir: Path) -> list[Path]:
     return removed
 
 
-def to_jsonable(value):
-    """NaN/inf -> None and numpy scalars/arrays -> Python, recursively (results.json is strict JSON)."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def write_json(path: Path, document: dict) -> None:
-    atomic_write_text(path, json.dumps(to_jsonable(document), indent=1, allow_nan=False) + "\n")
+def write_json(path: Path, document: dict) -> dict:
+    """Write ``document`` as strict JSON (:func:`to_jsonable`), atomically; return the converted document."""
+    converted = to_jsonable(document)
+    atomic_write_text(path, json.dumps(converted, indent=1, allow_nan=False) + "\n")
+    return converted

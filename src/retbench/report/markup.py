@@ -70,16 +70,20 @@ def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[in
     return tuple(round(x + (y - x) * t) for x, y in zip(a, b))  # type: ignore[return-value]
 
 
+def _gradient(t: float, stops) -> tuple[int, int, int]:
+    """Colour at ``t`` in [0, 1] of a piecewise-linear gradient ``((t0, rgb0), (t1, rgb1), ...)`` (t0 = 0, last = 1)."""
+    for (t0, c0), (t1, c1) in zip(stops, stops[1:]):
+        if t <= t1:
+            return _mix(c0, c1, (t - t0) / (t1 - t0))
+    return stops[-1][1]
+
+
 def heat(value: object) -> str:
     """Inline style of a heatmap cell for a value in [0, 1]: light to deep blue, white text when dark."""
     if not is_number(value):
         return "background:#f2f4f7;color:#98a2b3"
     t = min(max(float(value), 0.0), 1.0)
-    stops = [(0.0, (247, 251, 255)), (0.5, (158, 202, 225)), (1.0, (8, 81, 156))]
-    for (t0, c0), (t1, c1) in zip(stops, stops[1:]):
-        if t <= t1:
-            r, g, b = _mix(c0, c1, (t - t0) / (t1 - t0))
-            break
+    r, g, b = _gradient(t, ((0.0, (247, 251, 255)), (0.5, (158, 202, 225)), (1.0, (8, 81, 156))))
     ink = "#fff" if t > 0.62 else "#1d2330"
     return f"background:rgb({r},{g},{b});color:{ink}"
 
@@ -88,13 +92,8 @@ def ap_colour(value: object) -> str:
     """Badge colour for an AP: red (0) through amber to green (1)."""
     if not is_number(value):
         return "#98a2b3"
-    t = min(max(float(value), 0.0), 1.0)
-    stops = [(0.0, (194, 54, 43)), (0.5, (202, 138, 4)), (1.0, (26, 127, 75))]
-    for (t0, c0), (t1, c1) in zip(stops, stops[1:]):
-        if t <= t1:
-            r, g, b = _mix(c0, c1, (t - t0) / (t1 - t0))
-            return f"rgb({r},{g},{b})"
-    return "rgb(26,127,75)"
+    r, g, b = _gradient(min(max(float(value), 0.0), 1.0), ((0.0, (194, 54, 43)), (0.5, (202, 138, 4)), (1.0, (26, 127, 75))))
+    return f"rgb({r},{g},{b})"
 
 
 def swatch(colour: str, name: str) -> str:

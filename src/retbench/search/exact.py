@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from retbench.metrics._validation import check_same_dimension
+
 #: default number of score entries materialised per (query block x database block).
 _BLOCK_ELEMENTS = 1 << 22
 
@@ -43,9 +45,7 @@ def topk(queries: np.ndarray, database: np.ndarray, k: int, *, exclude: np.ndarr
     """
     queries = _check_matrix("queries", queries)
     database = _check_matrix("database", database)
-    if queries.shape[1] != database.shape[1]:
-        raise ValueError(f"queries and database must have the same dimension, got {queries.shape[1]} and "
-                         f"{database.shape[1]}")  # fmt: skip
+    check_same_dimension("queries", queries, "database", database)
     n_queries, n_database = queries.shape[0], database.shape[0]
     if exclude is not None:
         exclude = np.asarray(exclude)
