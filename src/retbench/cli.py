@@ -275,34 +275,14 @@ def _cmd_embed(args: argparse.Namespace, invocation: str) -> int:
 
     import numpy as np
 
-    from retbench.datasets import load_dataset
-    from retbench.embeddings import (
-        EmbeddingStore,
-        bad_images_message,
-        extract,
-        resolve_device,
-    )
     from retbench.atomic_files import atomic_write_bytes, atomic_write_text
-    from retbench.encoders import build_encoder
-    from retbench.environment import default_cache_dir
-    from retbench.errors import BadImagesError
+    from retbench.datasets import load_dataset
+    from retbench.run_output import Extractor
 
-    options = _extract_options(args, [args.encoder])
     dataset = load_dataset(args.dataset)
-    encoder = build_encoder(args.encoder, weights=options.weights.get(args.encoder), random_init=options.random_init,
-                            preprocess=options.preprocess, seed=options.seed,
-                            device=str(resolve_device(options.device)))  # fmt: skip
-    store = EmbeddingStore(options.cache_dir or default_cache_dir()) if options.use_cache else None
-    bar = _tqdm_progress(f"{args.encoder} on {dataset.name}", len(dataset))
-    try:
-        result = extract(dataset, encoder, batch_size=options.batch_size, num_workers=options.num_workers,
-                         precision=options.precision, runtime=options.runtime, channels_last=options.channels_last,
-                         decode=options.decode, store=store, progress=bar.update)  # fmt: skip
-    finally:
-        bar.close()
-    if result.bad and not options.skip_bad:
-        raise BadImagesError(bad_images_message(dataset, result), result.bad)
-    rows = result.good_rows
+    extractor = Extractor([args.encoder], _extract_options(args, [args.encoder]), _tqdm_progress)
+    encoder, _ = extractor.build(args.encoder)
+    result, rows = extractor.extract(dataset, encoder, f"{args.encoder} on {dataset.name}")
     import io
 
     buffer = io.BytesIO()

@@ -142,11 +142,9 @@ def evaluate_ground_truth_dataset(dataset_dir: str | Path, ground_truth: str | P
     :mod:`retbench.datasets.revisited`; crops are kept under ``<cache dir>/crops``). One run per
     setup. A gallery image skipped as unreadable (``skip_bad``) is removed from every ok/junk list.
     """
-    from retbench.environment import default_cache_dir
-
     gnd = _load_ground_truth(ground_truth)
     setups = _check_setups(setups)
-    crops_root = Path(extract_options.cache_dir or default_cache_dir()) / "crops"
+    crops_root = extract_options.cache_root() / "crops"
     queries, gallery = revisited_datasets(dataset_dir, gnd.imlist, gnd.qimlist, gnd.bbx, crops_root,
                                           source=str(ground_truth))  # fmt: skip
     extractor = Extractor(encoders, extract_options, progress)

@@ -50,7 +50,6 @@ class Extractor:
     def __init__(self, encoders, extract_options, progress: ProgressFactory | None) -> None:
         from retbench.embeddings import EmbeddingStore, resolve_device
         from retbench.encoders import get_entry
-        from retbench.environment import default_cache_dir
 
         for spec in encoders:
             get_entry(spec)
@@ -60,8 +59,9 @@ class Extractor:
         self.options = extract_options
         self.progress = progress or silent_progress
         self.device = str(resolve_device(extract_options.device))
-        cache_root = extract_options.cache_dir or default_cache_dir()
+        cache_root = extract_options.cache_root()
         self.store = EmbeddingStore(cache_root) if extract_options.use_cache else None
+        self.export_dir = cache_root / "openvino"  # exported OpenVINO models, also with --no-cache
 
     def build(self, spec: str):
         """``(encoder, build seconds)``."""
@@ -89,7 +89,8 @@ class Extractor:
             try:
                 extraction = extract(dataset, encoder, batch_size=o.batch_size, num_workers=o.num_workers,
                                      precision=o.precision, runtime=o.runtime, channels_last=o.channels_last,
-                                     decode=o.decode, store=self.store, progress=bar.update)  # fmt: skip
+                                     decode=o.decode, store=self.store, export_dir=self.export_dir,
+                                     progress=bar.update)  # fmt: skip
             finally:
                 bar.close()
             if extraction.bad and not o.skip_bad:
@@ -165,7 +166,7 @@ def run_record(name: str, encoder: str, evaluation, *, n_images: int, summary: d
         "per_class": evaluation.per_class,
         "pr_curve": {"recall": evaluation.recall_levels, "precision": evaluation.pr_curve},
         "config": {"protocol": protocol, "protocol_inputs": inputs, "dataset": summary,
-                   "evaluation": {**evaluation.config, **options.to_dict()}},  # fmt: skip
+                   "evaluation": {**options.to_dict(), **evaluation.config}},  # fmt: skip
         "timings": {"evaluate_s": evaluate_s},
         "skipped": [],
     }
@@ -260,6 +261,7 @@ def write_folder(out_dir: Path, runs: list[dict], options, invocation: str | Non
 def comparisons(runs: list[dict], options) -> list[dict]:
     """Paired comparison of every pair of encoders evaluated on the same dataset (the same queries)."""
     from retbench.metrics import paired_comparison
+    from retbench.report.selection import ap_array
 
     out = []
     by_dataset: dict[str, list[dict]] = {}
@@ -268,8 +270,6 @@ def comparisons(runs: list[dict], options) -> list[dict]:
     for dataset, dataset_runs in by_dataset.items():
         for i, a in enumerate(dataset_runs):
             for b in dataset_runs[i + 1 :]:
-                ap_a = np.array([np.nan if v is None else v for v in a["ap"]], dtype=np.float64)
-                ap_b = np.array([np.nan if v is None else v for v in b["ap"]], dtype=np.float64)
-                result = paired_comparison(ap_a, ap_b, n_bootstrap=options.n_bootstrap or 1000, seed=options.seed)
+                result = paired_comparison(ap_array(a["ap"]), ap_array(b["ap"]), n_bootstrap=options.n_bootstrap or 1000, seed=options.seed)
                 out.append({"dataset": dataset, "encoder_a": a["encoder"], "encoder_b": b["encoder"], **result})
     return out

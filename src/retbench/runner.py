@@ -68,6 +68,12 @@ class ExtractOptions:
     def to_dict(self) -> dict:
         return files.to_jsonable(asdict(self))
 
+    def cache_root(self) -> Path:
+        """Where everything cached lives: ``cache_dir`` or the user cache dir (embeddings/, openvino/, crops/)."""
+        from retbench.environment import default_cache_dir
+
+        return Path(self.cache_dir or default_cache_dir())
+
 
 @dataclass(frozen=True)
 class EvalOptions:

@@ -434,3 +434,28 @@ def test_ground_truth_dataset_flow_names_missing_images(tmp_path, cache_dir, cap
     assert run_cli("evaluate", root, "--encoder", "colorhist", "--ground-truth", gnd, "--out", tmp_path / "o",
                    "--cache-dir", cache_dir) == 2  # fmt: skip
     assert f"{gnd}: imlist[4]: missing file 'rose_1.jpg'" in capsys.readouterr().err
+
+
+def test_ground_truth_dataset_flow_names_every_unreadable_query(tmp_path, cache_dir, capsys):
+    root = make_revisited_folder(tmp_path / "toyds")
+    for name in ("q_red", "q_blue"):
+        (root / "images" / f"{name}.jpg").write_bytes(b"not an image")
+    gnd = write_ground_truth(tmp_path / "gnd_toy.pkl")
+    assert run_cli("evaluate", root, "--encoder", "colorhist", "--ground-truth", gnd, "--out", tmp_path / "o",
+                   "--cache-dir", cache_dir, "--skip-bad") == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "2 query image(s) could not be decoded" in err
+    assert f"{gnd}: qimlist[0]" in err and f"{gnd}: qimlist[2]" in err and "q_blue.jpg" in err
+
+
+def test_ground_truth_records_where_it_was_computed(tmp_path):
+    # evaluate_ground_truth runs on the CPU whatever --eval-device asks: results must say so.
+    gnd = write_ground_truth(tmp_path / "gnd_toy.pkl")
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "db.npy", rng.normal(size=(len(IMLIST), 8)).astype(np.float32))
+    np.save(tmp_path / "q.npy", rng.normal(size=(len(QIMLIST), 8)).astype(np.float32))
+    out = tmp_path / "out"
+    assert run_cli("evaluate", "--embeddings", tmp_path / "db.npy", "--query-embeddings", tmp_path / "q.npy",
+                   "--ground-truth", gnd, "--setups", "easy", "--eval-device", "cuda", "--out", out,
+                   "--bootstrap", "0", "--no-report", "--no-figures") == 0  # fmt: skip
+    assert read_results(out)["runs"][0]["config"]["evaluation"]["device"] == "cpu"

@@ -12,14 +12,14 @@ the box: an unchanged query is never cropped twice, and its embedding cache entr
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from retbench.atomic_files import atomic_write_bytes
 from retbench.datasets.dataset import IMAGES_DIR, Dataset
 from retbench.datasets.images import load_rgb
 from retbench.datasets.listfile import _path_problem, _summarise
@@ -69,8 +69,16 @@ def revisited_datasets(dataset_dir: str | Path, imlist: Sequence[str], qimlist: 
         raise DatasetError(_summarise(images_dir, problems).replace("in the list file", f"for {source}", 1))
     gallery = Dataset(root, name, tuple(f"{item}{SUFFIX}" for item in imlist), tuple(imlist), source=images_dir)
     crops_root = Path(crops_root).expanduser()
-    paths = [_crop(images_dir / f"{item}{SUFFIX}", box, crops_root / IMAGES_DIR, item, f"{source}: qimlist[{q}]")
-             for q, (item, box) in enumerate(zip(qimlist, bbx))]  # fmt: skip
+    paths, unreadable = [], []
+    for q, (item, box) in enumerate(zip(qimlist, bbx)):
+        try:
+            paths.append(_crop(images_dir / f"{item}{SUFFIX}", box, crops_root / IMAGES_DIR, item))
+        except Exception as exc:  # every unreadable query is named below, not just the first
+            unreadable.append(f"{source}: qimlist[{q}]: cannot decode the query image {images_dir / item}{SUFFIX} "
+                              f"({type(exc).__name__}: {exc})")  # fmt: skip
+    if unreadable:
+        raise DatasetError(f"{len(unreadable)} query image(s) could not be decoded:\n  " + "\n  ".join(unreadable)
+                           + "\nThe queries define the benchmark, so --skip-bad does not drop them: fix these files.")
     queries = Dataset(crops_root, name, tuple(paths), tuple(qimlist), source=crops_root / IMAGES_DIR)
     return queries, gallery
 
@@ -88,8 +96,10 @@ def crop_box(box: np.ndarray | None) -> tuple[float, float, float, float] | None
     return None if box is None else tuple(float(v) for v in np.asarray(box, dtype=np.float64).ravel())  # type: ignore[return-value]
 
 
-def _crop(source: Path, box: np.ndarray | None, out_dir: Path, item: str, where: str) -> str:
-    """Write (once) the crop of ``source`` to ``out_dir``; return its path relative to ``out_dir``."""
+def _crop(source: Path, box: np.ndarray | None, out_dir: Path, item: str) -> str:
+    """Write (once) the crop of ``source`` to ``out_dir``; return its path relative to ``out_dir``.
+
+    Raises whatever the decoder raises for an unreadable ``source``."""
     st = source.stat()
     material = [_CROP_VERSION, str(source.resolve()), st.st_size, st.st_mtime_ns, crop_box(box)]
     key = hashlib.sha256(json.dumps(material).encode("utf-8", "surrogatepass")).hexdigest()[:20]
@@ -97,19 +107,10 @@ def _crop(source: Path, box: np.ndarray | None, out_dir: Path, item: str, where:
     target = out_dir / relative
     if target.is_file():
         return relative
-    try:
-        image = load_rgb(source)
-    except Exception as exc:
-        raise DatasetError(f"{where}: cannot decode the query image {source} ({type(exc).__name__}: {exc})") from exc
+    image = load_rgb(source)
     if box is not None:
         image = image.crop(crop_box(box))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, "PNG")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    atomic_write_bytes(target, buffer.getvalue())
     return relative

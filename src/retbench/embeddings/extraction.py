@@ -13,7 +13,7 @@ import torch
 
 from retbench._version import __version__
 from retbench.datasets import BadImage, Dataset
-from retbench.embeddings.loader import DECODE_MODES, PARALLEL_MODES, REDUCED_DECODE_MARGIN, cpu_count, iterate_batches
+from retbench.embeddings.loader import DECODE_MODES, PARALLEL_MODES, REDUCED_DECODE_MARGIN, default_num_workers, iterate_batches
 from retbench.embeddings.runtimes import PRECISIONS, RUNTIMES, RuntimeConfig, open_forward, resolve_runtime
 from retbench.embeddings.store import EmbeddingStore, cache_key
 from retbench.errors import EmbeddingError
@@ -74,24 +74,20 @@ def input_pipeline(device: torch.device, num_workers: int | None) -> tuple[str, 
     threads decoding ahead, see BENCHMARKS.md). CUDA: DataLoader worker processes, one per
     core (max 8), pinned memory, 4 batches ahead each, so decoding overlaps the GPU.
     """
-    workers = max(1, min(8, cpu_count())) if num_workers is None else num_workers
+    workers = default_num_workers() if num_workers is None else num_workers
     if device.type == "cuda":
         return "processes", workers, 4
     return "threads", workers, 0
 
 
-def cache_material(dataset: Dataset, encoder, runtime: RuntimeConfig | str, device: torch.device | None = None,
-                   decode: str = "full") -> dict:  # fmt: skip
+def cache_material(dataset: Dataset, encoder, runtime: RuntimeConfig, decode: str = "full") -> dict:
     """Everything that changes the embeddings (habit 7): the cache key is its hash.
 
-    ``runtime`` is the resolved :class:`RuntimeConfig` (a precision string is accepted
-    for the torch runtime, with ``device``). Reduced decoding is keyed with its margin.
+    ``runtime`` is the resolved :class:`RuntimeConfig`. Reduced decoding is keyed with its margin.
     """
     import timm
     import torchvision
 
-    if isinstance(runtime, str):
-        runtime = RuntimeConfig("torch", runtime, False, (device or torch.device("cpu")).type)
     describe = encoder.describe()
     versions = {"torch": torch.__version__, "torchvision": torchvision.__version__, "timm": timm.__version__}
     if runtime.runtime == "openvino":
@@ -140,8 +136,8 @@ def extract(
         channels_last: channels_last memory format (torch runtime); None = on for CNNs.
         decode: ``full`` (default; exact) or ``reduced`` (large JPEGs decoded at 1/2-1/8
             scale by libjpeg, see :mod:`retbench.embeddings.loader`).
-        export_dir: where exported OpenVINO models are kept (default: beside the store,
-            ``<cache_dir>/openvino``).
+        export_dir: where exported OpenVINO models are kept (callers pass ``<cache root>/openvino``;
+            None: the user cache dir's, see :func:`retbench.embeddings.openvino_runtime.openvino_forward`).
         progress: called with the number of images just finished (for progress bars).
         parallel: ``threads`` or ``processes`` for the decoding workers; None = by device.
 
@@ -193,8 +189,6 @@ def extract(
         return Extraction(vectors, [BadImage(**b) for b in sorted(bad, key=lambda b: b["index"])], True,
                           {"total_s": 0.0}, key, described)  # fmt: skip
 
-    if export_dir is None and store is not None:
-        export_dir = store.root.parent / "openvino"
     default_parallel, workers, prefetch = input_pipeline(device, num_workers)
     started = time.perf_counter()
     forward_s = 0.0

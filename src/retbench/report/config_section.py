@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 _EVALUATION_KEYS = ("protocol", "relevance", "score", "ap_definition", "ks", "n_bootstrap", "ci", "seed", "tie_rule",
                     "device", "backend")  # fmt: skip
-_EXTRACTION_KEYS = ("batch_size", "precision", "device", "preprocess", "random_init", "skip_bad")
+_EXTRACTION_KEYS = ("batch_size", "precision", "runtime", "channels_last", "decode", "device", "preprocess",
+                    "random_init", "skip_bad")
 
 
 def _kv(pairs: list[tuple[str, object]]) -> str:
