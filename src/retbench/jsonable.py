@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+
 
 def to_jsonable(value):
     """``value`` with NaN/inf as None and numpy scalars/arrays and paths as Python values, recursively."""
-    import numpy as np
-
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

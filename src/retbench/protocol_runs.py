@@ -27,6 +27,7 @@ from retbench.datasets import Dataset, load_query_gallery, revisited_datasets
 from retbench.datasets.listfile import parse_list_file
 from retbench.datasets.splits import check_disjoint
 from retbench.errors import RetbenchError
+from retbench.metrics.revisited import SETUPS
 from retbench.run_output import (
     Extractor,
     ProgressFactory,
@@ -41,7 +42,6 @@ from retbench.run_output import (
 )
 from retbench.runner import EvalOptions, ExtractOptions
 
-SETUPS = ("easy", "medium", "hard")
 
 
 def evaluate_query_gallery_dataset(dataset_dir: str | Path, queries_file: str | Path, gallery_file: str | Path,

@@ -94,9 +94,6 @@ def rank_rows_numba(scores: np.ndarray, row_codes: np.ndarray, self_index: np.nd
 
 
 def _rank_row_by_sorting(b, row, code, own, col_codes, levels, out, full, pr_curve) -> None:
-    from retbench.metrics.average_precision import ap_from_ranks
-    from retbench.metrics.cutoff import map_at_r_from_ranks, r_precision_from_ranks
-    from retbench.metrics.pr_curve import pr_curve_from_ranks
     from retbench.metrics.ranks import relevant_ranks
 
     ranked = np.ones(row.size, dtype=bool)
@@ -107,9 +104,9 @@ def _rank_row_by_sorting(b, row, code, own, col_codes, levels, out, full, pr_cur
     out.rank[b, :width] = exact.rank[0, :width]
     out.n_ge[b, :width] = exact.n_ge[0, :width]
     out.n_rel_ge[b, :width] = exact.n_rel_ge[0, :width]
-    full[b] = [ap_from_ranks(exact, "sklearn")[0], ap_from_ranks(exact, "trapezoid")[0],
-               r_precision_from_ranks(exact)[0], map_at_r_from_ranks(exact)[0]]  # fmt: skip
-    pr_curve[b] = pr_curve_from_ranks(exact, levels.size)[0]
+    # the same arithmetic as every other row of the block: the kernel's full-width metrics
+    numba_kernel().full_width_metrics_rows(exact.n_relevant, exact.rank, exact.n_ge, exact.n_rel_ge, levels,
+                                           full[b : b + 1], pr_curve[b : b + 1])  # fmt: skip
 
 
 def rank_rows_torch(scores, row_codes: np.ndarray, self_index: np.ndarray, col_codes, members: list, width: int,

@@ -85,12 +85,13 @@ class BlockResult:
     pr_curve: np.ndarray
 
 
-def default_block_size(n_database: int, device: str = "cpu") -> int:
+def default_block_size(n_database: int, device: str = "cpu", n_queries: int | None = None) -> int:
     """Queries per block: at most about 128 MiB of float32 scores on the CPU (2**26 scores on CUDA), and
     at most an eighth of the queries so that the matrix products overlap the counting; at least 16."""
     elements = BLOCK_ELEMENTS if device == "cpu" else BLOCK_ELEMENTS_CUDA
     n = max(n_database, 1)
-    return int(max(16, min(elements // n, -(-n // 8))))
+    queries = n if n_queries is None else max(n_queries, 1)  # leave-one-out: the database is the queries
+    return int(max(16, min(elements // n, -(-queries // 8))))
 
 
 def resolve_backend(backend: str, device: str) -> str:

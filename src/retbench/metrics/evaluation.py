@@ -113,6 +113,26 @@ class Evaluation:
         return to_jsonable(out)
 
 
+def _per_class(per_query: dict[str, np.ndarray], query_labels: np.ndarray,
+               has_relevant: np.ndarray) -> dict[str, dict[str, float]]:
+    """Mean of every per-query value over each class's queries (NaN left out; NaN when none): one
+    pass per key with ``np.bincount``, so the cost does not grow with classes x queries."""
+    classes, codes = np.unique(np.asarray(query_labels).astype(str), return_inverse=True)
+    n_classes = classes.size
+    n_images = np.bincount(codes, minlength=n_classes)
+    n_with = np.bincount(codes[has_relevant], minlength=n_classes)
+    means: dict[str, np.ndarray] = {}
+    for key, values in per_query.items():
+        present = ~np.isnan(values)
+        counts = np.bincount(codes[present], minlength=n_classes)
+        sums = np.bincount(codes[present], weights=values[present], minlength=n_classes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[key] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return {str(label): {"n_images": int(n_images[c]), "n_with_relevant": int(n_with[c]),
+                         **{key: float(means[key][c]) for key in per_query}}
+            for c, label in enumerate(classes)}  # fmt: skip
+
+
 def summarise(per_query: dict[str, np.ndarray], pr_sum: np.ndarray, levels: np.ndarray, *, ks: Sequence[int],
               query_labels: np.ndarray | None, ci95: dict[str, list[float]], config: dict) -> Evaluation:  # fmt: skip
     """Aggregate per-query values into an :class:`Evaluation`.
@@ -129,14 +149,7 @@ def summarise(per_query: dict[str, np.ndarray], pr_sum: np.ndarray, levels: np.n
     for key in metric_keys(ks):  # ci95 is keyed like per_query ("ap" for "map")
         if per_query_key(key) in ci95:
             metrics[f"{key}_ci95"] = ci95[per_query_key(key)]
-    per_class: dict[str, dict[str, float]] = {}
-    if query_labels is not None:
-        for label in sorted(set(query_labels.tolist())):
-            rows = query_labels == label
-            entry: dict[str, float] = {"n_images": int(rows.sum()), "n_with_relevant": int((rows & has_relevant).sum())}
-            for key, values in per_query.items():
-                entry[key] = _nan_mean(values[rows])
-            per_class[str(label)] = entry
+    per_class = _per_class(per_query, query_labels, has_relevant) if query_labels is not None else {}
     pr_curve = pr_sum / n_with if n_with else np.full(levels.shape, np.nan)
     return Evaluation(ap=ap, map=float(metrics["map"]), metrics=metrics, per_query=per_query, per_class=per_class,
                       pr_curve=pr_curve, recall_levels=levels, n_queries=int(ap.size),

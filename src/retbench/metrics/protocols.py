@@ -124,7 +124,7 @@ def evaluate_ground_truth(query_embeddings: np.ndarray, gallery_embeddings: np.n
     junk_sets = _check_index_lists("junk", junk, n_queries, n_gallery)
     ks, ap_definition, pr_levels, n_bootstrap, block_size = _check_options(ks, ap_definition, pr_levels, n_bootstrap,
                                                                            block_size)  # fmt: skip
-    block = block_size or _engine.default_block_size(n_gallery)
+    block = block_size or _engine.default_block_size(n_gallery, n_queries=n_queries)
     levels = recall_levels(pr_levels)
     started = time.perf_counter()
     collected: dict[str, list[np.ndarray]] = {}
@@ -199,7 +199,7 @@ def _run(problem: _engine.RankingProblem, query_labels: np.ndarray, protocol: st
                                                                            block_size)  # fmt: skip
     backend = _engine.resolve_backend(backend, device)
     _warn_if_not_normalised(problem)
-    block = block_size or _engine.default_block_size(problem.database.shape[0], device)
+    block = block_size or _engine.default_block_size(problem.database.shape[0], device, problem.queries.shape[0])
     levels = recall_levels(pr_levels)
     started = time.perf_counter()
     n_queries = problem.queries.shape[0]

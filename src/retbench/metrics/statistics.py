@@ -182,7 +182,7 @@ def paired_comparison(ap_a: np.ndarray, ap_b: np.ndarray, *, n_bootstrap: int = 
             extreme += int((np.abs(signs @ d / n) >= observed - tolerance).sum())
         result["permutation_p_value"] = (1.0 + extreme) / (1.0 + n_permutations)
     log_p = sign_test_log_p_value(result["n_a_better"], result["n_b_better"])
-    result["sign_test_p_value"] = max(math.exp(log_p), sys.float_info.min)
+    result["sign_test_p_value"] = sign_test_p_value(result["n_a_better"], result["n_b_better"])
     result["sign_test_p_value_text"] = p_value_text(log_p)
     result["sign_test_p_value_floored"] = math.exp(log_p) < sys.float_info.min
     return result
