@@ -48,7 +48,8 @@ def check_protocol_flags(args: argparse.Namespace) -> None:
                             "(both lists relative to DATASET_DIR/images)")  # fmt: skip
     if args.setups is not None and args.ground_truth is None:
         raise RetbenchError("--setups applies to --ground-truth GND.pkl only")
-    if args.ground_truth is not None and (args.queries is not None or args.gallery_embeddings is not None):
+    if args.ground_truth is not None and (args.queries is not None or args.gallery_embeddings is not None
+                                          or args.gallery_labels is not None):  # fmt: skip
         raise RetbenchError("--ground-truth defines the queries and the gallery itself: drop --queries/--gallery and "
                             "--gallery-embeddings/--gallery-labels")  # fmt: skip
     if args.embeddings is None:

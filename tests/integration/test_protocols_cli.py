@@ -370,6 +370,8 @@ def test_ground_truth_errors(tmp_path, capsys):
     assert run_cli("evaluate", "--embeddings", tmp_path / "db.npy", "--query-embeddings", tmp_path / "q.npy",
                    "--ground-truth", tmp_path / "evil.pkl", "--out", tmp_path / "o") == 2  # fmt: skip
     assert "refusing to load" in capsys.readouterr().err
+    assert run_cli(*base, "--query-embeddings", tmp_path / "q.npy", "--gallery-labels", tmp_path / "x.txt") == 2
+    assert "--ground-truth defines the queries and the gallery itself" in capsys.readouterr().err
 
 
 def make_revisited_folder(root: Path) -> Path:

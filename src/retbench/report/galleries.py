@@ -14,18 +14,14 @@ THUMBNAIL = 128
 
 
 def select_queries(ap: np.ndarray, n_best: int = 5, n_worst: int = 5) -> list[tuple[int, str]]:
-    """The first query, the ``n_best`` highest-AP and ``n_worst`` lowest-AP queries.
+    """The first query, then the best and worst queries as the HTML report picks them
+    (:func:`retbench.report.selection.best_and_worst`). Returns ``(row, tag)`` pairs in display order."""
+    from retbench.report.selection import best_and_worst
 
-    Deterministic: ties are broken by row (lower row first); queries without a relevant
-    item (NaN AP) are not ranked. Returns ``(row, tag)`` pairs in display order.
-    """
-    rows = np.arange(len(ap))
-    valid = rows[~np.isnan(ap)]
-    best = valid[np.lexsort((valid, -ap[valid]))][:n_best]
-    worst = valid[np.lexsort((valid, ap[valid]))][:n_worst]
+    best, worst = best_and_worst(ap, max(n_best, n_worst))
     chosen = [(0, "first query")] if len(ap) else []
-    chosen += [(int(r), f"best {i + 1}") for i, r in enumerate(best)]
-    chosen += [(int(r), f"worst {i + 1}") for i, r in enumerate(worst)]
+    chosen += [(int(r), f"best {i + 1}") for i, r in enumerate(best[:n_best])]
+    chosen += [(int(r), f"worst {i + 1}") for i, r in enumerate(worst[:n_worst])]
     return chosen
 
 

@@ -23,6 +23,7 @@ from retbench.report import files, report_data
 from retbench.report.markup import PALETTE, esc, script_json
 from retbench.report.report_data import Items, Retrievals
 from retbench.report.selection import ap_array
+from retbench.report.tables import protocol_pairs
 from retbench.report.thumbnails import ThumbnailCache
 
 REPORT_HTML = "report.html"
@@ -123,13 +124,6 @@ def load_context(results: dict, folder: Path, thumbnails: ThumbnailCache | None)
     return ReportContext(results, folder, datasets, encoders, runs, items, colours, Thumbs(thumbnails), gallery_items)
 
 
-def protocol_of(run: dict) -> str:
-    """``leave-one-out``, ``query/gallery`` or ``ground truth`` (from the run's config)."""
-    config = run.get("config") or {}
-    protocol = str(config.get("protocol") or (config.get("evaluation") or {}).get("protocol") or "leave-one-out")
-    return "ground truth" if protocol.startswith("ground truth") else protocol
-
-
 PROTOCOL_TEXT = {
     "leave-one-out": "leave-one-out: every image queries all the others; relevant = same class label",
     "query/gallery": "query/gallery: every query ranks the whole gallery (queries are not in it); relevant = same "
@@ -145,13 +139,7 @@ AP_TEXT = {
 
 def protocols_text(ctx: ReportContext) -> str:
     """One sentence per protocol and AP definition in the report (HTML)."""
-    pairs = []
-    for r in ctx.runs.values():
-        ap = ((r.run.get("config") or {}).get("evaluation") or {}).get("ap_definition") or "sklearn"
-        pair = (protocol_of(r.run), str(ap))
-        if pair not in pairs:
-            pairs.append(pair)
-    pairs = pairs or [("leave-one-out", "sklearn")]
+    pairs = protocol_pairs([r.run for r in ctx.runs.values()]) or [("leave-one-out", "sklearn")]
     sentences = [f"{esc(PROTOCOL_TEXT.get(p, p))}; {AP_TEXT.get(a, esc(a))}." for p, a in pairs]
     return " ".join(text[:1].upper() + text[1:] for text in sentences)
 

@@ -35,16 +35,31 @@ AP_NOTES = {
 }
 
 
+def protocol_of(run: dict) -> str:
+    """``leave-one-out``, ``query/gallery`` or ``ground truth`` (from the run's config)."""
+    config = run.get("config") or {}
+    protocol = str(config.get("protocol") or (config.get("evaluation") or {}).get("protocol") or "leave-one-out")
+    return "ground truth" if protocol.startswith("ground truth") else protocol
+
+
+def ap_definition_of(run: dict) -> str:
+    """``sklearn`` or ``trapezoid`` (from the run's config; older folders: sklearn)."""
+    return str(((run.get("config") or {}).get("evaluation") or {}).get("ap_definition") or "sklearn")
+
+
+def protocol_pairs(runs: list[dict]) -> list[tuple[str, str]]:
+    """The distinct (protocol, AP definition) pairs of ``runs``, in the order of the runs."""
+    pairs: list[tuple[str, str]] = []
+    for run in runs:
+        pair = (protocol_of(run), ap_definition_of(run))
+        if pair not in pairs:
+            pairs.append(pair)
+    return pairs
+
+
 def _protocol_notes(runs: list[dict]) -> list[str]:
     """One line per (protocol, AP definition) present, in the order of the runs."""
-    seen = []
-    for r in runs:
-        config = r.get("config") or {}
-        protocol = config.get("protocol") or (config.get("evaluation") or {}).get("protocol") or "leave-one-out"
-        protocol = "ground truth" if str(protocol).startswith("ground truth") else protocol
-        ap = (config.get("evaluation") or {}).get("ap_definition") or "sklearn"
-        if (protocol, ap) not in seen:
-            seen.append((protocol, ap))
+    seen = protocol_pairs(runs)
     return [f"mAP, {PROTOCOL_NOTES.get(p, p)}; {AP_NOTES.get(a, a)}." for p, a in seen]
 
 
@@ -105,6 +120,5 @@ def map_table_csv(runs: list[dict]) -> str:
         interval = r.get("metrics", {}).get("map_ci95") or [None, None]
         fmt = lambda v: "" if v is None else f"{v:.6f}"  # noqa: E731
         writer.writerow([r["encoder"], r["dataset"], fmt(r.get("map")), fmt(interval[0]), fmt(interval[1]),
-                         r["n_images"], r["n_queries"], (r.get("config") or {}).get("protocol", "leave-one-out"),
-                         ((r.get("config") or {}).get("evaluation") or {}).get("ap_definition", "sklearn")])  # fmt: skip
+                         r["n_images"], r["n_queries"], protocol_of(r), ap_definition_of(r)])  # fmt: skip
     return buffer.getvalue()
