@@ -203,12 +203,25 @@ def _cmd_evaluate(args: argparse.Namespace, invocation: str) -> int:
                                figures=not args.no_figures, device=args.eval_device,
                                report=not args.no_report, ap_definition=args.ap_definition)  # fmt: skip
     check_protocol_flags(args)
+    _check_eval_device(args.eval_device)
     if args.embeddings is not None:
         document = _evaluate_embeddings(args, eval_options, invocation)
     else:
         document = _evaluate_datasets(args, eval_options, invocation)
     _print_summary(document, args.out)
     return 0
+
+
+def _check_eval_device(device: str) -> None:
+    """--eval-device is cpu, or cuda / cuda:N on a machine where torch sees a GPU."""
+    if device == "cpu":
+        return
+    if not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise RetbenchError(f"--eval-device must be cpu, cuda or cuda:N, got {device!r}")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RetbenchError(f"--eval-device {device}: torch sees no CUDA GPU on this machine; use --eval-device cpu")
 
 
 def _evaluate_embeddings(args: argparse.Namespace, eval_options, invocation: str) -> dict:

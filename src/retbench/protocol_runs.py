@@ -247,7 +247,7 @@ def _ground_truth_run(out_dir: Path, name: str, encoder: str, gnd, setup: str, q
     ok_rows, junk_rows = remap(ok), remap(junk)
     started = time.perf_counter()
     evaluation = evaluate_ground_truth(q_vectors, g_vectors, ok_rows, junk_rows, ks=options.ks,
-                                       n_bootstrap=options.n_bootstrap, seed=options.seed,
+                                       n_bootstrap=options.n_bootstrap, seed=options.seed, device=options.device,
                                        ap_definition=options.ap_definition)  # fmt: skip
     summary = {"name": f"{name} ({setup})", "root": root, "n_images": len(gnd.imlist), "n_queries": len(gnd.qimlist),
                "ground_truth": inputs["ground_truth"], "setup": setup,

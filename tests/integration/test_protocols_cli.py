@@ -450,14 +450,21 @@ def test_ground_truth_dataset_flow_names_every_unreadable_query(tmp_path, cache_
     assert f"{gnd}: qimlist[0]" in err and f"{gnd}: qimlist[2]" in err and "q_blue.jpg" in err
 
 
-def test_ground_truth_records_where_it_was_computed(tmp_path):
-    # evaluate_ground_truth runs on the CPU whatever --eval-device asks: results must say so.
+def test_ground_truth_records_where_it_was_computed(tmp_path, capsys):
+    # Ground truth ranks on the --eval-device like the other protocols; a CUDA request on a machine
+    # without a GPU is refused up front with a clear message, never silently run on the CPU.
+    import torch
+
     gnd = write_ground_truth(tmp_path / "gnd_toy.pkl")
     rng = np.random.default_rng(0)
     np.save(tmp_path / "db.npy", rng.normal(size=(len(IMLIST), 8)).astype(np.float32))
     np.save(tmp_path / "q.npy", rng.normal(size=(len(QIMLIST), 8)).astype(np.float32))
-    out = tmp_path / "out"
-    assert run_cli("evaluate", "--embeddings", tmp_path / "db.npy", "--query-embeddings", tmp_path / "q.npy",
-                   "--ground-truth", gnd, "--setups", "easy", "--eval-device", "cuda", "--out", out,
-                   "--bootstrap", "0", "--no-report", "--no-figures") == 0  # fmt: skip
-    assert read_results(out)["runs"][0]["config"]["evaluation"]["device"] == "cpu"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    args = ["evaluate", "--embeddings", tmp_path / "db.npy", "--query-embeddings", tmp_path / "q.npy",
+            "--ground-truth", gnd, "--setups", "easy", "--bootstrap", "0", "--no-report", "--no-figures"]  # fmt: skip
+    assert run_cli(*args, "--eval-device", device, "--out", tmp_path / "out") == 0
+    config = read_results(tmp_path / "out")["runs"][0]["config"]["evaluation"]
+    assert config["device"] == device and config["backend"] == ("torch" if device == "cuda" else "numba")
+    if device == "cpu":
+        assert run_cli(*args, "--eval-device", "cuda", "--out", tmp_path / "out2") == 2
+        assert "--eval-device cuda: torch sees no CUDA GPU on this machine; use --eval-device cpu" in capsys.readouterr().err

@@ -4,16 +4,17 @@ For each block of ``B`` queries (memory O(B x N)):
 
 1. ``scores = queries[block] @ database.T`` in float32 (cosine similarity of L2-normalised rows);
    numpy's BLAS on the CPU, torch on a CUDA device.
-2. The scores of each query's relevant items (same label, the query itself excluded by index) are
-   gathered and sorted: the query's *thresholds* (R per query, R = class size).
-3. Every non-relevant item is placed among the thresholds (:mod:`retbench.metrics._counting`),
-   which gives, for each relevant item, the number of non-relevant items at or above it, hence the
-   exact :class:`RelevantRanks` (ties included) without sorting the row.
+2. The scores of each query's relevant items (:class:`RankingProblem`: the same label, the query
+   itself excluded by index; or a per-query ground-truth list) are gathered and sorted: the
+   query's *thresholds* (R per query, e.g. R = class size).
+3. Every other item is placed among the thresholds (:mod:`retbench.metrics._counting`), which
+   gives, for each relevant item, the number of non-relevant items at or above it, hence the exact
+   :class:`RelevantRanks` (ties included) without sorting the row. Items removed from a query's
+   ranking (the query itself, Revisited junk) count nowhere.
 
 Two backends give the same integers: "numba" (CPU; steps 2-3 are parallel kernels, which also
 compute the metrics that need every relevant item, so only the first max(ks) rank slots come
-back) and "torch" (CUDA: a stable sort of each block on the GPU; the CPU without numba:
-``torch.searchsorted`` over column chunks).
+back) and "torch" (a stable sort of each block: CUDA, and the CPU where numba cannot be imported).
 With numba, the next block's matrix product runs in a background thread while the current block
 is counted.
 """
@@ -43,27 +44,114 @@ BACKENDS = ("auto", "numba", "torch")
 
 
 @dataclass(frozen=True)
+class IndexLists:
+    """Lists of database indices, packed: list g is ``members[offsets[g]:offsets[g + 1]]``, ascending, unique.
+
+    Attributes:
+        offsets: (G + 1,) int64, nondecreasing, ``offsets[0] == 0``.
+        members: (offsets[-1],) int64.
+    """
+
+    offsets: np.ndarray
+    members: np.ndarray
+
+    @staticmethod
+    def by_code(codes: np.ndarray) -> IndexLists:
+        """One list per label code 0..max(codes): the indices of the items with that code."""
+        codes = np.asarray(codes, dtype=np.int64)
+        members = np.argsort(codes, kind="stable").astype(np.int64)
+        offsets = np.searchsorted(codes[members], np.arange(int(codes.max(initial=-1)) + 2)).astype(np.int64)
+        return IndexLists(offsets, members)
+
+    @staticmethod
+    def of(lists: list[np.ndarray]) -> IndexLists:
+        """Pack integer index arrays (sorted and deduplicated here)."""
+        parts = [np.unique(np.asarray(items, dtype=np.int64)) for items in lists]
+        offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([p.size for p in parts], out=offsets[1:])
+        members = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return IndexLists(offsets, members.astype(np.int64))
+
+    def lengths(self) -> np.ndarray:
+        """(G,) int64 size of each list."""
+        return np.diff(self.offsets)
+
+    def rows(self, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(row, item)`` pairs of the lists ``groups[b]`` (-1: none): row b of the pairs holds list groups[b]."""
+        groups = np.asarray(groups, dtype=np.int64)
+        valid = groups >= 0
+        starts = np.where(valid, self.offsets[np.maximum(groups, 0)], 0)
+        counts = np.where(valid, self.offsets[np.maximum(groups, 0) + 1] - starts, 0)
+        row = np.repeat(np.arange(groups.size), counts)
+        first = np.repeat(starts - np.cumsum(counts) + counts, counts)  # start of each pair's list, minus its offset
+        return row, self.members[first + np.arange(row.size)]
+
+
+@dataclass(frozen=True)
 class RankingProblem:
-    """Queries ranked against a database; relevance = equal integer label code.
+    """Queries ranked against a database, each query with its relevant and removed database items.
+
+    Build it with :meth:`same_label` (relevance = equal label) or :meth:`with_lists` (per-query
+    ground truth).
 
     Attributes:
         queries: (Q, D) float32. database: (N, D) float32.
-        query_codes: (Q,) int64 label code (-1: a label absent from the database, no relevant item).
-        database_codes: (N,) int64 label code, >= 0.
-        self_index: (Q,) int64 index of the query in the database, excluded from its ranking, or -1.
+        query_codes: (Q,) int64, which list of ``relevant`` holds each query's relevant items (a label
+            code, or the query's own list; -1: none relevant).
+        relevant: :class:`IndexLists` of relevant database items.
+        self_index: (Q,) int64 index of the query in the database, excluded from its ranking, or -1;
+            when set, it is a member of its query's relevant list (leave-one-out) and never counts.
+        removed: :class:`IndexLists` with one list per query: database items taken out of that
+            query's ranking (Revisited junk), disjoint from its relevant items; None: none.
     """
 
     queries: np.ndarray
     query_codes: np.ndarray
     database: np.ndarray
-    database_codes: np.ndarray
+    relevant: IndexLists
     self_index: np.ndarray
+    removed: IndexLists | None = None
+
+    @staticmethod
+    def same_label(queries: np.ndarray, query_codes: np.ndarray, database: np.ndarray, database_codes: np.ndarray,
+                   self_index: np.ndarray) -> RankingProblem:  # fmt: skip
+        """Relevant = same integer label code (``query_codes`` -1: a label absent from the database)."""
+        return RankingProblem(queries, np.asarray(query_codes, dtype=np.int64), database,
+                              IndexLists.by_code(database_codes), np.asarray(self_index, dtype=np.int64))  # fmt: skip
+
+    @staticmethod
+    def with_lists(queries: np.ndarray, database: np.ndarray, relevant: list[np.ndarray],
+                   removed: list[np.ndarray]) -> RankingProblem:  # fmt: skip
+        """Relevant = ``relevant[q]``, and ``removed[q]`` out of query q's ranking; an index in both is removed."""
+        removed_lists = IndexLists.of(removed)
+        kept = [np.setdiff1d(np.asarray(r, dtype=np.int64), removed_lists.members[removed_lists.offsets[q]:
+                                                                                    removed_lists.offsets[q + 1]])
+                for q, r in enumerate(relevant)]  # fmt: skip
+        n = queries.shape[0]
+        return RankingProblem(queries, np.arange(n, dtype=np.int64), database, IndexLists.of(kept),
+                              np.full(n, -1, dtype=np.int64), removed_lists)  # fmt: skip
 
     def n_relevant(self) -> np.ndarray:
         """(Q,) int64 relevant items of each query (its own row excluded)."""
-        counts = np.bincount(self.database_codes, minlength=int(self.query_codes.max(initial=0)) + 1)
-        n = np.where(self.query_codes >= 0, counts[np.maximum(self.query_codes, 0)], 0)
-        return (n - (self.self_index >= 0)).astype(np.int64)
+        lengths = np.append(self.relevant.lengths(), 0)  # code -1 reads the appended 0
+        return (lengths[self.query_codes] - ((self.self_index >= 0) & (self.query_codes >= 0))).astype(np.int64)
+
+    def removed_pairs(self, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        """``(row, item)``: item is out of the ranking of query ``rows.start + row`` (the query itself included)."""
+        row_ids = np.arange(rows.stop - rows.start)
+        own = self.self_index[rows]
+        pairs = [(row_ids[own >= 0], own[own >= 0])]
+        if self.removed is not None:
+            pairs.append(self.removed.rows(np.arange(rows.start, rows.stop)))
+        return np.concatenate([r for r, _ in pairs]), np.concatenate([i for _, i in pairs])
+
+    def removed_offsets(self, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        """``(removed, offsets)`` for the kernel: row b of the block ``rows`` removes
+        ``removed[offsets[b]:offsets[b + 1]]`` (empty arrays when nothing is removed)."""
+        n_rows = rows.stop - rows.start
+        if self.removed is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(n_rows + 1, dtype=np.int64)
+        return self.removed.members, self.removed.offsets[rows.start : rows.stop + 1]
 
 
 @dataclass(frozen=True)
@@ -124,9 +212,7 @@ def iter_blocks(problem: RankingProblem, *, block_size: int, backend: str, level
         for rows, ranks in _iter_torch(problem, blocks, device):
             yield BlockResult(rows, ranks, *_full_width_metrics(ranks, levels))
         return
-    order = np.argsort(problem.database_codes, kind="stable")
-    offsets = np.searchsorted(problem.database_codes[order], np.arange(int(problem.database_codes.max()) + 2))
-    col_codes = problem.database_codes.astype(np.int32)
+    members, offsets = problem.relevant.members, problem.relevant.offsets
     # One output width for every block (the largest number of relevant items), so that per-query
     # sums do not depend on the block size, bit for bit.
     width = int(problem.n_relevant().max(initial=0))
@@ -138,8 +224,8 @@ def iter_blocks(problem: RankingProblem, *, block_size: int, backend: str, level
             if i + 1 < len(blocks):
                 pending = pool.submit(np.matmul, problem.queries[blocks[i + 1]], database_t)
             ranks, full, pr_curve = _counting.rank_rows_numba(
-                scores, problem.query_codes[rows], problem.self_index[rows], col_codes, order,
-                offsets.astype(np.int64), width, levels, k_max,
+                scores, problem.query_codes[rows], problem.self_index[rows], members, offsets,
+                *problem.removed_offsets(rows), width, levels, k_max,
             )  # fmt: skip
             yield BlockResult(rows, ranks, full, pr_curve)
 
@@ -164,22 +250,25 @@ def _iter_torch(problem: RankingProblem, blocks: list[slice], device: str) -> It
     import torch
 
     dev = torch.device(device)
-    on_cpu = dev.type == "cpu"
-    database = None if on_cpu else torch.from_numpy(problem.database).to(dev)
-    codes = problem.database_codes
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(int(codes.max(initial=-1)) + 2))
-    members = [torch.from_numpy(order[bounds[c] : bounds[c + 1]]).to(dev) for c in range(len(bounds) - 1)]
-    width = int(np.diff(bounds).max(initial=0))  # the same for every block
-    col_codes = torch.from_numpy(codes).to(dev)
+    database = torch.from_numpy(problem.database).to(dev)
+    width = int(problem.n_relevant().max(initial=0))  # the same for every block
+    n_items = problem.database.shape[0]
     for rows in blocks:
-        if on_cpu:  # numpy's BLAS is faster than torch's on the CPU; the tensor shares its memory
+        if dev.type == "cpu":  # numpy's BLAS is faster than torch's on the CPU; the tensor shares its memory
             scores = torch.from_numpy(problem.queries[rows] @ problem.database.T)
         else:
             scores = torch.from_numpy(problem.queries[rows]).to(dev) @ database.T
-        if on_cpu:
-            yield rows, _counting.rank_rows_torch(scores, problem.query_codes[rows], problem.self_index[rows],
-                                                  col_codes, members, width)  # fmt: skip
-        else:
-            yield rows, _counting.rank_rows_torch_sorting(scores, problem.query_codes[rows], problem.self_index[rows],
-                                                          col_codes, width)  # fmt: skip
+        shape = (scores.shape[0], n_items)
+        relevant = _block_mask(problem.relevant.rows(problem.query_codes[rows]), shape, dev)
+        removed = _block_mask(problem.removed_pairs(rows), shape, dev)
+        yield rows, _counting.rank_rows_torch_sorting(scores, relevant & ~removed, removed, width)
+
+
+def _block_mask(pairs: tuple[np.ndarray, np.ndarray], shape: tuple[int, int], dev) -> "torch.Tensor":
+    """(B, N) bool tensor on ``dev``, True at the ``(row, item)`` pairs."""
+    import torch
+
+    mask = torch.zeros(shape, dtype=torch.bool, device=dev)
+    row, item = pairs
+    mask[torch.from_numpy(row).to(dev), torch.from_numpy(item).to(dev)] = True
+    return mask

@@ -36,8 +36,9 @@ def _search_cell(x, code, next_code, padded):  # pragma: no cover (jit)
 def gather_thresholds(scores, row_codes, self_index, members, offsets, thresholds, n_relevant):  # pragma: no cover
     """Copy each row's relevant scores (the query itself excluded by index) into ``thresholds`` (B, W).
 
-    scores (B, N) float32; row_codes (B,) int64 (-1: no relevant item); self_index (B,) int64 (-1:
-    none); members / offsets: database indices grouped by code, ascending
+    scores (B, N) float32; row_codes (B,) int64: which list of ``members`` holds the row's relevant
+    items (a label code, or one list per query; -1: no relevant item); self_index (B,) int64 (-1:
+    none); members / offsets: lists of database indices, each ascending
     (``members[offsets[c]:offsets[c + 1]]``). ``thresholds`` comes filled with +inf (padding).
     """
     for b in numba.prange(scores.shape[0]):
@@ -53,14 +54,40 @@ def gather_thresholds(scores, row_codes, self_index, members, offsets, threshold
         n_relevant[b] = r
 
 
+@numba.njit(inline="always")
+def _contains(members, first, last, k):  # pragma: no cover (jit)
+    """Whether the ascending ``members[first:last]`` holds k (binary search)."""
+    lo, hi = first, last
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if members[mid] < k:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < last and members[lo] == k
+
+
+@numba.njit(inline="always")
+def _place(x, t_lo, inv, zero, top, lut, cell_first, padded):  # pragma: no cover (jit)
+    """Number of thresholds <= x (see the grid in :func:`rank_rows`)."""
+    g = int(min(max((x - t_lo) * inv, zero), top))
+    p = lut[g]
+    if p < 0:
+        return _search_cell(x, p, lut[g + 1], padded)
+    return p + (x >= cell_first[g])
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
-def rank_rows(scores, thresholds, n_relevant, row_codes, self_index, col_codes, members, offsets, levels, rank, n_ge,
-              n_rel_ge, full, pr_curve, needs_sort):  # pragma: no cover (jit)
+def rank_rows(scores, thresholds, n_relevant, row_codes, self_index, members, offsets, removed, removed_offsets,
+              levels, rank, n_ge, n_rel_ge, full, pr_curve, needs_sort):  # pragma: no cover (jit)
     """Rank the relevant items of a block of rows and compute the metrics that need all of them.
 
     thresholds (B, W) float32: each row's relevant scores sorted ascending (+inf padding), n_relevant
-    (B,) how many; col_codes (N,) int32; levels (L,) float64 recall levels; other inputs as in
-    :func:`gather_thresholds`. Outputs: ``rank``, ``n_ge``, ``n_rel_ge`` (B, K), the first K slots of
+    (B,) how many; removed / removed_offsets: the items taken out of row b's ranking besides the query
+    itself (Revisited "junk"), ``removed[removed_offsets[b]:removed_offsets[b + 1]]`` ascending and
+    disjoint from the row's relevant items; levels (L,) float64 recall levels; other inputs as in
+    :func:`gather_thresholds` (``members`` of a row's code are its relevant items, plus the query
+    itself in leave-one-out). Outputs: ``rank``, ``n_ge``, ``n_rel_ge`` (B, K), the first K slots of
     :class:`~retbench.metrics.ranks.RelevantRanks` (pre-filled with padding); ``full`` (B, 4) and
     ``pr_curve`` (B, L) float64 (see :func:`_full_width_metrics`), left untouched for rows without
     relevant items; ``needs_sort`` (B,) bool set for rows with more than ``MAX_TIES`` ties between a
@@ -75,6 +102,7 @@ def rank_rows(scores, thresholds, n_relevant, row_codes, self_index, col_codes, 
         code = row_codes[b]
         first, last = offsets[code], offsets[code + 1]
         own = self_index[b]
+        removed_first, removed_last = removed_offsets[b], removed_offsets[b + 1]
         row = scores[b]
         # padded[p] is the p-th smallest threshold (1-based), -inf in front and +inf behind.
         padded = np.empty(r + 2, dtype=np.float32)
@@ -122,7 +150,8 @@ def rank_rows(scores, thresholds, n_relevant, row_codes, self_index, col_codes, 
                 p += x >= first_in_cell
                 tie = x == first_in_cell
             hist[p] += 1
-            if tie and col_codes[k] != code:
+            if tie and k != own and not _contains(members, first, last, k) and not _contains(
+                    removed, removed_first, removed_last, k):
                 n_ties += 1
                 if n_ties > MAX_TIES:  # degenerate row (e.g. many identical embeddings): sort it instead
                     needs_sort[b] = True
@@ -138,15 +167,15 @@ def rank_rows(scores, thresholds, n_relevant, row_codes, self_index, col_codes, 
                 moved[p - n_tied + n_after] += 1
         if needs_sort[b]:
             continue
+        # Take out what the scan counted but is not a ranked non-relevant item: the relevant items (in
+        # leave-one-out also the query itself, a member of its class), the removed items, and the query
+        # itself when it is not a member.
         for u in range(first, last):
-            x = row[members[u]]
-            g = int(min(max((x - t_lo) * inv, zero), top))
-            p = lut[g]
-            if p < 0:
-                p = _search_cell(x, p, lut[g + 1], padded)
-            else:
-                p += x >= cell_first[g]
-            hist[p] -= 1
+            hist[_place(row[members[u]], t_lo, inv, zero, top, lut, cell_first, padded)] -= 1
+        for u in range(removed_first, removed_last):
+            hist[_place(row[removed[u]], t_lo, inv, zero, top, lut, cell_first, padded)] -= 1
+        if own >= 0 and not _contains(members, first, last, own):
+            hist[_place(row[own], t_lo, inv, zero, top, lut, cell_first, padded)] -= 1
         _finish_row(b, r, padded, hist, hist + moved, levels, rank, n_ge, n_rel_ge, full, pr_curve)
 
 

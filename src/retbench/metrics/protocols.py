@@ -27,8 +27,7 @@ from retbench.metrics._validation import (
     check_same_dimension,
 )
 from retbench.metrics.evaluation import Evaluation, metric_keys, per_query_key, per_query_metrics, summarise
-from retbench.metrics.pr_curve import pr_curve_from_ranks, recall_levels
-from retbench.metrics.ranks import relevant_ranks
+from retbench.metrics.pr_curve import recall_levels
 from retbench.metrics.statistics import bootstrap_ci
 
 logger = logging.getLogger(__name__)
@@ -66,8 +65,8 @@ def evaluate(embeddings: np.ndarray, labels: Sequence[str], *, ks: Sequence[int]
     label_array = check_labels("labels", labels, embeddings.shape[0], "embeddings")
     _, codes = np.unique(label_array.astype(str), return_inverse=True)
     codes = codes.astype(np.int64)
-    problem = _engine.RankingProblem(queries=embeddings, query_codes=codes, database=embeddings, database_codes=codes,
-                                     self_index=np.arange(embeddings.shape[0], dtype=np.int64))  # fmt: skip
+    problem = _engine.RankingProblem.same_label(embeddings, codes, embeddings, codes,
+                                                self_index=np.arange(embeddings.shape[0], dtype=np.int64))  # fmt: skip
     return _run(problem, label_array, "leave-one-out", ks=ks, block_size=block_size, device=device,
                 n_bootstrap=n_bootstrap, seed=seed, ap_definition=ap_definition, pr_levels=pr_levels,
                 backend=backend)  # fmt: skip
@@ -92,9 +91,8 @@ def evaluate_query_gallery(query_embeddings: np.ndarray, query_labels: Sequence[
     names, g_codes = np.unique(g_labels.astype(str), return_inverse=True)
     position = np.searchsorted(names, q_labels.astype(str))
     found = (position < names.size) & (names[np.minimum(position, names.size - 1)] == q_labels.astype(str))
-    problem = _engine.RankingProblem(queries=queries, query_codes=np.where(found, position, -1).astype(np.int64),
-                                     database=gallery, database_codes=g_codes.astype(np.int64),
-                                     self_index=np.full(queries.shape[0], -1, dtype=np.int64))  # fmt: skip
+    problem = _engine.RankingProblem.same_label(queries, np.where(found, position, -1), gallery, g_codes,
+                                                self_index=np.full(queries.shape[0], -1, dtype=np.int64))  # fmt: skip
     return _run(problem, q_labels, "query/gallery", ks=ks, block_size=block_size, device=device,
                 n_bootstrap=n_bootstrap, seed=seed, ap_definition=ap_definition, pr_levels=pr_levels,
                 backend=backend)  # fmt: skip
@@ -102,8 +100,9 @@ def evaluate_query_gallery(query_embeddings: np.ndarray, query_labels: Sequence[
 
 def evaluate_ground_truth(query_embeddings: np.ndarray, gallery_embeddings: np.ndarray, ok: Sequence[np.ndarray],
                           junk: Sequence[np.ndarray], *, ks: Sequence[int] = (1, 5, 10, 100),
-                          block_size: int | None = None, n_bootstrap: int = 1000, seed: int = 0,
-                          ap_definition: str = "sklearn", pr_levels: int = 101) -> Evaluation:  # fmt: skip
+                          block_size: int | None = None, device: str = "cpu", n_bootstrap: int = 1000, seed: int = 0,
+                          ap_definition: str = "sklearn", pr_levels: int = 101,
+                          backend: str = "auto") -> Evaluation:  # fmt: skip
     """Per-query ground truth (Revisited Oxford/Paris style): relevant = ``ok[q]``, ``junk[q]`` removed.
 
     Args:
@@ -113,6 +112,7 @@ def evaluate_ground_truth(query_embeddings: np.ndarray, gallery_embeddings: np.n
             metric (neither relevant nor counted as retrieved). An index in both lists is junk.
         ap_definition: "sklearn" (default) or "trapezoid" (what revisitop reports: use it to
             reproduce published Revisited Oxford/Paris mAPs).
+        Other arguments as in :func:`evaluate`.
 
     The queries are not part of the gallery. Per-class results are empty (there are no labels).
     """
@@ -120,35 +120,12 @@ def evaluate_ground_truth(query_embeddings: np.ndarray, gallery_embeddings: np.n
     gallery = check_embeddings("gallery_embeddings", gallery_embeddings)
     check_same_dimension("query_embeddings", queries, "gallery_embeddings", gallery)
     n_queries, n_gallery = queries.shape[0], gallery.shape[0]
-    ok_sets = _check_index_lists("ok", ok, n_queries, n_gallery)
-    junk_sets = _check_index_lists("junk", junk, n_queries, n_gallery)
-    ks, ap_definition, pr_levels, n_bootstrap, block_size = _check_options(ks, ap_definition, pr_levels, n_bootstrap,
-                                                                           block_size)  # fmt: skip
-    block = block_size or _engine.default_block_size(n_gallery, n_queries=n_queries)
-    levels = recall_levels(pr_levels)
-    started = time.perf_counter()
-    collected: dict[str, list[np.ndarray]] = {}
-    pr_sum = np.zeros(levels.size)
-    for start in range(0, n_queries, block):
-        stop = min(start + block, n_queries)
-        scores = queries[start:stop] @ gallery.T
-        relevant = np.zeros(scores.shape, dtype=bool)
-        ranked = np.ones(scores.shape, dtype=bool)
-        for row, q in enumerate(range(start, stop)):
-            relevant[row, ok_sets[q]] = True
-            ranked[row, junk_sets[q]] = False
-        ranks = relevant_ranks(relevant, scores, ranked)
-        for key, values in per_query_metrics(ranks, ks, ap_definition).items():
-            collected.setdefault(key, []).append(values)
-        pr_sum += np.nansum(pr_curve_from_ranks(ranks, pr_levels), axis=0)
-    per_query = {key: np.concatenate(parts) for key, parts in collected.items()}
-    config = _config("ground truth (ok / junk per query)", ks, ap_definition, pr_levels, block, "cpu", "numpy",
-                     n_bootstrap, seed)  # fmt: skip
-    config["relevance"] = "ok[q]; junk[q] removed from the ranking"
-    logger.info("evaluated %d queries against %d gallery items in %.2fs", n_queries, n_gallery,
-                time.perf_counter() - started)  # fmt: skip
-    return summarise(per_query, pr_sum, levels, ks=ks, query_labels=None,
-                     ci95=bootstrap_ci(per_query, n_bootstrap=n_bootstrap, seed=seed), config=config)  # fmt: skip
+    ok_lists = _check_index_lists("ok", ok, n_queries, n_gallery)
+    junk_lists = _check_index_lists("junk", junk, n_queries, n_gallery)
+    problem = _engine.RankingProblem.with_lists(queries, gallery, ok_lists, junk_lists)
+    return _run(problem, None, "ground truth (ok / junk per query)", ks=ks, block_size=block_size, device=device,
+                n_bootstrap=n_bootstrap, seed=seed, ap_definition=ap_definition, pr_levels=pr_levels, backend=backend,
+                relevance="ok[q]; junk[q] removed from the ranking")  # fmt: skip
 
 
 def _check_index_lists(name: str, lists: Sequence[np.ndarray], n_queries: int, n_gallery: int) -> list[np.ndarray]:
@@ -174,10 +151,11 @@ def _check_options(ks, ap_definition, pr_levels, n_bootstrap, block_size):
             check_non_negative_int("n_bootstrap", n_bootstrap), check_block_size(block_size))  # fmt: skip
 
 
-def _config(protocol: str, ks, ap_definition, pr_levels, block_size, device, backend, n_bootstrap, seed) -> dict:
+def _config(protocol: str, relevance: str, ks, ap_definition, pr_levels, block_size, device, backend, n_bootstrap,
+            seed) -> dict:  # fmt: skip
     return {
         "protocol": protocol,
-        "relevance": "same label",
+        "relevance": relevance,
         "score": SCORE,
         "ks": list(ks),
         "ap_definition": ap_definition,
@@ -193,8 +171,8 @@ def _config(protocol: str, ks, ap_definition, pr_levels, block_size, device, bac
     }
 
 
-def _run(problem: _engine.RankingProblem, query_labels: np.ndarray, protocol: str, *, ks, block_size, device,
-         n_bootstrap, seed, ap_definition, pr_levels, backend) -> Evaluation:  # fmt: skip
+def _run(problem: _engine.RankingProblem, query_labels: np.ndarray | None, protocol: str, *, ks, block_size, device,
+         n_bootstrap, seed, ap_definition, pr_levels, backend, relevance: str = "same label") -> Evaluation:  # fmt: skip
     ks, ap_definition, pr_levels, n_bootstrap, block_size = _check_options(ks, ap_definition, pr_levels, n_bootstrap,
                                                                            block_size)  # fmt: skip
     backend = _engine.resolve_backend(backend, device)
@@ -216,7 +194,7 @@ def _run(problem: _engine.RankingProblem, query_labels: np.ndarray, protocol: st
     logger.info("%s: %d queries x %d items ranked in %.2fs (backend %s, block %d), bootstrap in %.2fs", protocol,
                 n_queries, problem.database.shape[0], ranked_s, backend, block,
                 time.perf_counter() - started - ranked_s)  # fmt: skip
-    config = _config(protocol, ks, ap_definition, pr_levels, block, device, backend, n_bootstrap, seed)
+    config = _config(protocol, relevance, ks, ap_definition, pr_levels, block, device, backend, n_bootstrap, seed)
     return summarise(per_query, pr_sum, levels, ks=ks, query_labels=query_labels, ci95=ci95, config=config)
 
 

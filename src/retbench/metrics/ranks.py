@@ -59,16 +59,6 @@ class RelevantRanks:
             n_rel_ge=np.zeros((n_queries, width), dtype=np.int64),
         )
 
-    def put(self, rows: np.ndarray, other: RelevantRanks) -> None:
-        """Copy ``other``'s queries into ``rows`` of this (mutable arrays; used while assembling blocks)."""
-        width = other.rank.shape[1]
-        if width > self.rank.shape[1]:
-            raise ValueError(f"cannot put {width} relevant items into a RelevantRanks of width {self.rank.shape[1]}")
-        self.n_relevant[rows] = other.n_relevant
-        self.rank[rows, :width] = other.rank
-        self.n_ge[rows, :width] = other.n_ge
-        self.n_rel_ge[rows, :width] = other.n_rel_ge
-
 
 def relevant_ranks(relevant: np.ndarray, scores: np.ndarray, ranked: np.ndarray | None = None) -> RelevantRanks:
     """Exact :class:`RelevantRanks` of each query from its full score row (sorting; O(N log N) per query).

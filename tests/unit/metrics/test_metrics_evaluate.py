@@ -249,11 +249,12 @@ def test_sorting_path_of_cuda_gives_the_reference_integers(with_self):
     self_index = rows if with_self else np.full(rows.size, -1, dtype=np.int64)
     scores = x[rows] @ x.T
     width = int(np.bincount(codes).max())
-    got = rank_rows_torch_sorting(torch.from_numpy(scores), row_codes, self_index, torch.from_numpy(codes), width)
     relevant = codes[None, :] == row_codes[:, None]
     ranked = np.ones_like(relevant)
     if with_self:
         ranked[np.arange(rows.size), rows] = False
+    got = rank_rows_torch_sorting(torch.from_numpy(scores), torch.from_numpy(relevant & ranked),
+                                  torch.from_numpy(~ranked), width)  # fmt: skip
     want = relevant_ranks(relevant & ranked, scores, ranked)
     np.testing.assert_array_equal(got.n_relevant, want.n_relevant)
     w = want.rank.shape[1]
@@ -262,17 +263,12 @@ def test_sorting_path_of_cuda_gives_the_reference_integers(with_self):
     assert got.rank.shape[1] == width and (got.rank[:, w:] == RANK_PAD).all()
 
 
-def test_evaluate_through_the_sorting_path_equals_the_default(monkeypatch):
-    # Route the torch backend through the CUDA path's sorting on the CPU: same per-query metrics.
-    from retbench.metrics import _counting
-
-    def sorting(scores, row_codes, self_index, col_codes, members, width):
-        return _counting.rank_rows_torch_sorting(scores, row_codes, self_index, col_codes, width)
-
+def test_torch_backend_on_the_cpu_equals_the_numba_backend():
+    # The torch backend (the CUDA path's stable sort of each block) run on CPU tensors: same per-query metrics.
     x, labels = clustered(150, 5, dim=6, grid=8)
     want = evaluate(x, labels, n_bootstrap=0, block_size=32)
-    monkeypatch.setattr(_counting, "rank_rows_torch", sorting)
     got = evaluate(x, labels, n_bootstrap=0, block_size=32, backend="torch")
+    assert want.config["backend"] == "numba" and got.config["backend"] == "torch"
     for key in want.per_query:
         np.testing.assert_allclose(got.per_query[key], want.per_query[key], rtol=0, atol=1e-12, equal_nan=True)
 

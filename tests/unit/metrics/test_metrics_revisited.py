@@ -178,3 +178,68 @@ def test_missing_file_and_bad_setup(tmp_path, gnd_file):
     (tmp_path / "garbage.pkl").write_bytes(b"not a pickle")
     with pytest.raises(ValueError, match=r"garbage\.pkl: not a readable ground-truth pickle"):
         load_revisited_ground_truth(tmp_path / "garbage.pkl")
+
+
+def _ground_truth_problem(seed: int, n_queries: int = 40, n_gallery: int = 300, distinct: int | None = None):
+    """Queries / gallery with exact ties (grid coordinates, or only ``distinct`` different vectors),
+    ok and junk lists that overlap (an index in both is junk), empty ok lists and empty junk lists."""
+    rng = np.random.default_rng(seed)
+    if distinct is None:
+        # multiples of 1/8 in 8-d: exact float32 dot products, about a dozen ties with ok scores per row
+        gallery = np.round(rng.standard_normal((n_gallery, 8)) * 8) / 8
+        queries = np.round(rng.standard_normal((n_queries, 8)) * 8) / 8
+    else:  # degenerate: every row is full of relevant / non-relevant ties
+        vectors = np.eye(distinct)
+        gallery = vectors[rng.integers(0, distinct, n_gallery)]
+        queries = vectors[rng.integers(0, distinct, n_queries)]
+    ok, junk = [], []
+    for q in range(n_queries):
+        n_ok = 0 if q % 7 == 0 else int(rng.integers(1, 60))
+        ok.append(rng.choice(n_gallery, n_ok, replace=False))
+        n_junk = 0 if q % 5 == 0 else int(rng.integers(1, 40))
+        picked = rng.choice(n_gallery, n_junk, replace=False)
+        junk.append(np.concatenate([picked, ok[-1][:2]]))  # two ok items are also junk: junk wins
+    return queries.astype(np.float32), gallery.astype(np.float32), ok, junk
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+@pytest.mark.parametrize("distinct", [None, 3])
+def test_ground_truth_engine_gives_the_reference_ranks_with_ties_and_junk(backend, distinct):
+    # The exact integers of every relevant item, and every per-query metric, against the sorting reference
+    # (relevant_ranks), with exact ties, junk that overlaps ok and ties with ok scores, empty lists and,
+    # with distinct=3, rows so tied that the numba kernel sorts them instead.
+    from retbench.metrics import _engine
+    from retbench.metrics.evaluation import per_query_metrics
+    from retbench.metrics.pr_curve import recall_levels
+    from retbench.metrics.ranks import relevant_ranks
+
+    queries, gallery, ok, junk = _ground_truth_problem(7, distinct=distinct)
+    relevant = np.zeros((len(queries), len(gallery)), dtype=bool)
+    ranked = np.ones_like(relevant)
+    for q in range(len(queries)):
+        relevant[q, ok[q]] = True
+        ranked[q, junk[q]] = False
+    want = relevant_ranks(relevant & ranked, queries @ gallery.T, ranked)
+    problem = _engine.RankingProblem.with_lists(queries, gallery, ok, junk)
+    width = want.rank.shape[1]
+    for block in _engine.iter_blocks(problem, block_size=16, backend=backend, levels=recall_levels(11), k_max=width):
+        got, rows = block.ranks, block.rows
+        np.testing.assert_array_equal(got.n_relevant, want.n_relevant[rows])
+        for field in ("rank", "n_ge", "n_rel_ge"):
+            np.testing.assert_array_equal(getattr(got, field)[:, :width], getattr(want, field)[rows], err_msg=field)
+    ks = (1, 5, 20, 100)
+    for definition in ("sklearn", "trapezoid"):
+        ev = evaluate_ground_truth(queries, gallery, ok, junk, ks=ks, n_bootstrap=0, block_size=16, backend=backend,
+                                   ap_definition=definition)  # fmt: skip
+        assert ev.config["backend"] == backend
+        for key, values in per_query_metrics(want, ks, definition).items():
+            np.testing.assert_allclose(ev.per_query[key], values, rtol=0, atol=1e-12, equal_nan=True, err_msg=key)
+    assert np.isnan(ev.ap[0]) and ev.n_queries_without_relevant >= 1
+
+
+def test_ground_truth_does_not_depend_on_the_block_size():
+    queries, gallery, ok, junk = _ground_truth_problem(3)
+    a = evaluate_ground_truth(queries, gallery, ok, junk, n_bootstrap=0, block_size=16)
+    b = evaluate_ground_truth(queries, gallery, ok, junk, n_bootstrap=0, block_size=40)
+    for key in a.per_query:
+        np.testing.assert_array_equal(a.per_query[key], b.per_query[key])
