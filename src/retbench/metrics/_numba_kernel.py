@@ -137,7 +137,13 @@ def rank_rows(scores, thresholds, n_relevant, row_codes, self_index, members, of
         cells = np.empty(n_cols, dtype=np.int32)
         for k in range(n_cols):  # the cell of every item (float32 arithmetic: monotone in x; vectorised)
             cells[k] = np.int32(min(max((row[k] - t_lo) * inv, zero), top))
-        n_ties = 0
+        # Items tied with a threshold are noted during the scan and sorted out after it (the relevant
+        # items themselves are among them), which keeps the scan loop lean. A full buffer means more
+        # than MAX_TIES ties with non-relevant items.
+        tie_cap = (last - first) + (removed_last - removed_first) + MAX_TIES + 2
+        tie_k = np.empty(tie_cap, dtype=np.int64)
+        tie_p = np.empty(tie_cap, dtype=np.int64)
+        n_noted = 0
         for k in range(n_cols):  # every item; the relevant ones and the query are taken out below
             x = row[k]
             g = cells[k]
@@ -150,21 +156,45 @@ def rank_rows(scores, thresholds, n_relevant, row_codes, self_index, members, of
                 p += x >= first_in_cell
                 tie = x == first_in_cell
             hist[p] += 1
-            if tie and k != own and not _contains(members, first, last, k) and not _contains(
-                    removed, removed_first, removed_last, k):
-                n_ties += 1
-                if n_ties > MAX_TIES:  # degenerate row (e.g. many identical embeddings): sort it instead
+            if tie:
+                if n_noted == tie_cap:  # degenerate row (e.g. many identical embeddings): sort it instead
                     needs_sort[b] = True
                     break
-                n_tied = 0
-                n_after = 0
-                for u in range(first, last):
-                    c = members[u]
-                    if c != own and row[c] == x:
-                        n_tied += 1
-                        n_after += c > k
-                moved[p] -= 1
-                moved[p - n_tied + n_after] += 1
+                tie_k[n_noted] = k
+                tie_p[n_noted] = p
+                n_noted += 1
+        if needs_sort[b]:
+            continue
+        # Ties of ranked non-relevant items (a merge walk skips the relevant and removed ones; the noted
+        # items come in ascending index): under the tie rule such an item precedes only the tied
+        # relevant items with a larger index.
+        n_ties = 0
+        u_member = first
+        u_removed = removed_first
+        for t in range(n_noted):
+            k = tie_k[t]
+            while u_member < last and members[u_member] < k:
+                u_member += 1
+            while u_removed < removed_last and removed[u_removed] < k:
+                u_removed += 1
+            if k == own or (u_member < last and members[u_member] == k) or (
+                    u_removed < removed_last and removed[u_removed] == k):
+                continue
+            n_ties += 1
+            if n_ties > MAX_TIES:  # its tie handling would cost O(N x R): sort the row instead
+                needs_sort[b] = True
+                break
+            x = row[k]
+            n_tied = 0
+            n_after = 0
+            for u in range(first, last):
+                c = members[u]
+                if c != own and row[c] == x:
+                    n_tied += 1
+                    n_after += c > k
+            p = tie_p[t]
+            moved[p] -= 1
+            moved[p - n_tied + n_after] += 1
         if needs_sort[b]:
             continue
         # Take out what the scan counted but is not a ranked non-relevant item: the relevant items (in
