@@ -137,8 +137,9 @@ def compute_gallery_retrievals(query_vectors: np.ndarray, query_lines: np.ndarra
 
 def _retrievals(queries: np.ndarray, gallery: np.ndarray, query_lines: np.ndarray, gallery_lines: np.ndarray,
                 top_k: int, worst_k: int, *, exclude_self: bool, relevant=None, junk=None) -> dict:  # fmt: skip
-    """Top and worst retrievals; junk rows are searched past (k + the most junk of any query) and dropped."""
-    from retbench.search.exact import topk
+    """Top and worst retrievals from one blockwise pass; junk rows are searched past (k + the most junk of
+    any query) and dropped."""
+    from retbench.search.exact import top_and_worst
 
     n_q, n_g = len(queries), len(gallery)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
@@ -149,16 +150,18 @@ def _retrievals(queries: np.ndarray, gallery: np.ndarray, query_lines: np.ndarra
     if junk_sets is not None:
         n_ranked -= np.array([j.size for j in junk_sets], dtype=np.int32).reshape(n_q)
     out = {"query": query_lines.astype(np.int32), "n_ranked": n_ranked}
-    for key, k, largest in (("top", top_k, True), ("worst", worst_k, False)):
-        available = n_g - (1 if exclude_self else 0) - n_junk  # what every query ranks, whatever its junk
-        k = max(0, min(k, available))
+    available = n_g - (1 if exclude_self else 0) - n_junk  # what every query ranks, whatever its junk
+    ks = {"top": max(0, min(top_k, available)), "worst": max(0, min(worst_k, available))}
+    if n_q and max(ks.values()) > 0:  # junk rows are searched past, then dropped
+        depth = {key: min(k + n_junk, n_g - (1 if exclude_self else 0)) if k else 0 for key, k in ks.items()}
+        found = dict(zip(("top", "worst"), top_and_worst(queries, gallery, depth["top"], depth["worst"],
+                                                         exclude=np.arange(n_q) if exclude_self else None)))  # fmt: skip
+    for key, k in ks.items():
         if k < 1 or n_q == 0:
             index = np.zeros((n_q, 0), dtype=np.int64)
             scores = np.zeros((n_q, 0), dtype=np.float32)
         else:
-            depth = min(k + n_junk, n_g - (1 if exclude_self else 0))
-            scores, index = topk(queries, gallery, depth, exclude=np.arange(n_q) if exclude_self else None,
-                                 largest=largest)  # fmt: skip
+            scores, index = found[key]
             if junk_sets is not None:
                 keep = np.array([~np.isin(row, junk_sets[q]) for q, row in enumerate(index)]).reshape(index.shape)
                 order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept items first, in rank order

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from retbench.search import topk
+from retbench.search.exact import top_and_worst
 
 
 def full_matrix_topk(queries, database, k, exclude=None, largest=True):
@@ -75,6 +76,25 @@ def test_k_equal_to_all_items_is_a_full_stable_ranking():
     q, d = data(3, n_database=20)
     _, index = topk(q, d, 20, block_size=6)
     np.testing.assert_array_equal(index, np.argsort(-(q @ d.T), axis=1, kind="stable"))
+
+
+@pytest.mark.parametrize("block_size", [4, 70])
+@pytest.mark.parametrize(("k_top", "k_worst"), [(5, 3), (0, 4), (6, 0), (69, 69)])
+def test_top_and_worst_in_one_pass_equal_two_searches(block_size, k_top, k_worst):
+    _, d = data(4)
+    exclude = np.arange(9)
+    exclude[2] = -1
+    top, worst = top_and_worst(d[:9], d, k_top, k_worst, exclude=exclude, block_size=block_size)
+    for (scores, index), k, largest in ((top, k_top, True), (worst, k_worst, False)):
+        assert scores.shape == index.shape == (9, k)
+        if k:
+            want_scores, want_index = full_matrix_topk(d[:9], d, k, exclude=exclude, largest=largest)
+            np.testing.assert_array_equal(index, want_index)
+            np.testing.assert_array_equal(scores, want_scores)
+    with pytest.raises(ValueError, match=r"k_top and k_worst are both 0"):
+        top_and_worst(d[:9], d, 0, 0)
+    with pytest.raises(ValueError, match=r"k_worst must be an integer in \[0, 69\], got 70"):
+        top_and_worst(d[:9], d, 1, 70, exclude=exclude)
 
 
 @settings(max_examples=60, deadline=None)
