@@ -1,10 +1,11 @@
 """Exact blockwise top-k search by dot product (cosine similarity of L2-normalised rows).
 
-Like faiss' ``contrib/exhaustive_search.py``: queries and database are walked in blocks and a
-running top-k is merged block by block, so memory is O(query_block x (k + database_block)) and
-never O(Q x N). Ties are broken deterministically by ascending database index (a stable sort of
-the candidates, which are kept in index order), so the result equals a stable sort of the full
-score matrix.
+Like faiss' ``contrib/exhaustive_search.py``: queries and database are walked in blocks (numpy's
+BLAS for the scores) and each query's running top-k (and worst-k) is updated block by block by a
+numba kernel (:mod:`retbench.search._numba_select`), so memory is O(query_block x database_block)
+and never O(Q x N). Ties are broken deterministically by ascending database index (items are
+streamed in index order and enter a full list only with a strictly better score), so the result
+equals a stable sort of the full score matrix.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from retbench.metrics._validation import check_same_dimension
 
 #: default number of score entries materialised per (query block x database block).
-_BLOCK_ELEMENTS = 1 << 22
+_BLOCK_ELEMENTS = 1 << 24
 
 
 def _check_matrix(name: str, x: object) -> np.ndarray:
@@ -37,7 +38,7 @@ def topk(queries: np.ndarray, database: np.ndarray, k: int, *, exclude: np.ndarr
         exclude: optional (Q,) int, the database index to leave out of each query's results (its own
             row in leave-one-out), or -1 for none.
         largest: True for the highest scores (retrievals), False for the lowest ("worst-k").
-        block_size: database rows per block (default: about 4M score entries per block).
+        block_size: database rows per block (default: about 16M score entries per block).
 
     Returns:
         scores: (Q, k) float32, best first (highest first, or lowest first when ``largest=False``);
@@ -78,7 +79,6 @@ def top_and_worst(queries: np.ndarray, database: np.ndarray, k_top: int, k_worst
     """
     available = _check_inputs(queries, database, exclude)
     n_queries, n_database = queries.shape[0], database.shape[0]
-    exclude = None if exclude is None else np.asarray(exclude)
     for name, k in (("k_top", k_top), ("k_worst", k_worst)):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= available:
             raise ValueError(f"{name} must be an integer in [0, {available}], got {k!r}")
@@ -87,59 +87,19 @@ def top_and_worst(queries: np.ndarray, database: np.ndarray, k_top: int, k_worst
     if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer))
                                    or block_size < 1):  # fmt: skip
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    k_max = max(k_top, k_worst)
-    db_block = int(block_size or max(k_max, _BLOCK_ELEMENTS // max(n_queries, 1), 1024))
-    q_block = max(1, _BLOCK_ELEMENTS // max(db_block + k_max, 1))
-    # One track per requested end: key = sign * score, the best k keys kept.
-    tracks = [(k, np.float32(sign)) for k, sign in ((k_top, 1.0), (k_worst, -1.0))]
-    results = [(np.zeros((n_queries, k), dtype=np.float32), np.zeros((n_queries, k), dtype=np.int64))
-               for k, _ in tracks]  # fmt: skip
+    from retbench.search import _numba_select
+
+    q_block = max(1, min(n_queries, max(64, _BLOCK_ELEMENTS // max(n_database, 1))))
+    db_block = int(block_size or max(1024, _BLOCK_ELEMENTS // q_block))
+    exclude = np.full(n_queries, -1, dtype=np.int64) if exclude is None else np.asarray(exclude, dtype=np.int64)
+    top = (np.zeros((n_queries, k_top), dtype=np.float32), np.zeros((n_queries, k_top), dtype=np.int64))
+    worst = (np.zeros((n_queries, k_worst), dtype=np.float32), np.zeros((n_queries, k_worst), dtype=np.int64))
+    n_top = np.zeros(n_queries, dtype=np.int64)
+    n_worst = np.zeros(n_queries, dtype=np.int64)
     for q0 in range(0, n_queries, q_block):
-        q1 = min(q0 + q_block, n_queries)
-        # Running best of each track, kept sorted by (key descending, index ascending).
-        best = [(np.full((q1 - q0, 0), -np.inf, dtype=np.float32), np.zeros((q1 - q0, 0), dtype=np.int64))
-                for _ in tracks]  # fmt: skip
+        rows = slice(q0, min(q0 + q_block, n_queries))
         for d0 in range(0, n_database, db_block):
-            d1 = min(d0 + db_block, n_database)
-            scores = queries[q0:q1] @ database[d0:d1].T
-            index = np.broadcast_to(np.arange(d0, d1, dtype=np.int64), scores.shape)
-            # the excluded item of each query of this block that falls in this database block
-            rows = np.flatnonzero((exclude[q0:q1] >= d0) & (exclude[q0:q1] < d1)) if exclude is not None else None
-            columns = None if rows is None else exclude[q0:q1][rows] - d0
-            for t, (k, sign) in enumerate(tracks):
-                if k == 0:
-                    continue
-                key = scores * sign
-                if rows is not None:
-                    key[rows, columns] = -np.inf
-                # Earlier blocks hold smaller indices, so [best, block] is in index order within ties
-                # and a stable sort of -key keeps the (key desc, index asc) order.
-                merged_key = np.concatenate([best[t][0], key], axis=1)
-                merged_index = np.concatenate([best[t][1], index], axis=1)
-                best[t] = _best_k(merged_key, merged_index, k)
-        for t, (k, sign) in enumerate(tracks):
-            if k:
-                results[t][0][q0:q1] = best[t][0] * sign
-                results[t][1][q0:q1] = best[t][1]
-    return results[0], results[1]
-
-
-def _best_k(key: np.ndarray, index: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest keys of each row of ``key`` (B, M), ties in column order, and their ``index``.
-
-    Only the candidates at or above each row's k-th largest key (ties included) are sorted: a
-    partition and a radix sort of a boolean mask find them in O(M), so a block costs O(M + k log k)
-    instead of a full O(M log M) sort.
-    """
-    if key.shape[1] <= k:
-        order = np.argsort(-key, axis=1, kind="stable")
-    else:
-        kth = np.partition(key, key.shape[1] - k, axis=1)[:, key.shape[1] - k, None]
-        candidate = key >= kth  # at least k per row; more only where the k-th value is tied
-        width = int(candidate.sum(axis=1).max())
-        columns = np.argsort(~candidate, axis=1, kind="stable")[:, :width]  # candidates first, in column order
-        picked = np.take_along_axis(key, columns, axis=1)
-        picked[~np.take_along_axis(candidate, columns, axis=1)] = -np.inf  # rows with fewer candidates: padding
-        order = np.take_along_axis(columns, np.argsort(-picked, axis=1, kind="stable"), axis=1)
-    order = order[:, :k]
-    return np.take_along_axis(key, order, axis=1), np.take_along_axis(index, order, axis=1)
+            scores = queries[rows] @ database[d0 : d0 + db_block].T
+            _numba_select.merge_block(scores, d0, exclude[rows], top[0][rows], top[1][rows], n_top[rows],
+                                      worst[0][rows], worst[1][rows], n_worst[rows])  # fmt: skip
+    return top, worst
