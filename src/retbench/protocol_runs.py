@@ -76,7 +76,7 @@ def evaluate_query_gallery_dataset(dataset_dir: str | Path, queries_file: str | 
                                                        gallery_labels=gallery.labels), *items)  # fmt: skip
         extractor.describe(run, encoder, build_s, [q_ext, g_ext])
         runs.append(run)
-        draw_grid(out_dir, run, arrays, queries, gallery, eval_options)
+        draw_grid(out_dir, run, arrays, queries, gallery, eval_options, extract_options.cache_dir)
         del encoder
     document = write_folder(out_dir, runs, eval_options, invocation)
     write_report(out_dir, document, eval_options, extract_options.cache_dir)
@@ -120,12 +120,11 @@ def evaluate_query_gallery_files(query_embeddings: str | Path, query_labels: str
     run = _query_gallery_run(name, encoder, queries, gallery, q_vectors, g_vectors, eval_options, inputs,
                              _split_summary(name, queries, gallery))  # fmt: skip
     run["ap"] = align_to_list(run["ap"], np.arange(len(q_labels)), len(q_labels))
-    run["config"].update(embeddings_file=str(query_embeddings), labels_file=str(query_labels))
     arrays = save_retrievals(out_dir, run, partial(report_data.compute_gallery_retrievals, q_vectors,
                                                    np.arange(len(q_labels)), g_vectors, np.arange(len(g_labels)),
                                                    query_labels=q_labels, gallery_labels=g_labels), *items)  # fmt: skip
     if with_images:
-        draw_grid(out_dir, run, arrays, queries, gallery, eval_options)
+        draw_grid(out_dir, run, arrays, queries, gallery, eval_options, None)
     document = write_folder(out_dir, [run], eval_options, invocation)
     write_report(out_dir, document, eval_options, None)
     return document
@@ -165,7 +164,7 @@ def evaluate_ground_truth_dataset(dataset_dir: str | Path, ground_truth: str | P
             run["skipped"] = _skipped(q_ext, g_ext)
             extractor.describe(run, encoder, build_s, [q_ext, g_ext])
             runs.append(run)
-            draw_grid(out_dir, run, arrays, queries, gallery, eval_options)
+            draw_grid(out_dir, run, arrays, queries, gallery, eval_options, extract_options.cache_dir)
         del encoder
     document = write_folder(out_dir, runs, eval_options, invocation)
     write_report(out_dir, document, eval_options, extract_options.cache_dir)
@@ -211,7 +210,6 @@ def evaluate_ground_truth_files(gallery_embeddings: str | Path, query_embeddings
         run, _ = _ground_truth_run(out_dir, name, encoder, gnd, setup, q_vectors, np.arange(len(gnd.qimlist)),
                                    g_vectors, np.arange(len(gnd.imlist)), eval_options, inputs, items,
                                    root=str(root))  # fmt: skip
-        run["config"].update(embeddings_file=str(gallery_embeddings), query_embeddings_file=str(query_embeddings))
         runs.append(run)
     document = write_folder(out_dir, runs, eval_options, invocation)
     write_report(out_dir, document, eval_options, None)

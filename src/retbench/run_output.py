@@ -198,18 +198,21 @@ def save_retrievals(out_dir: Path, run: dict, retrievals: Callable[[], dict], it
 
 
 def draw_grid(out_dir: Path, run: dict, arrays: dict, queries: Dataset | None, gallery: Dataset | None,
-              options) -> None:  # fmt: skip
+              options, cache_dir: Path | None) -> None:  # fmt: skip
     """The retrieval grid PNG of a run (``arrays``: its retrievals), when figures are on and both
-    lists have their images (None: they do not)."""
+    lists have their images (None: they do not). Thumbnails come from the report's thumbnail cache
+    under ``cache_dir`` (None: the default cache), so the grid and report.html decode each image once."""
     if not options.figures or queries is None or gallery is None:
         return
     if arrays["top_index"].shape[1] < 1 or arrays["worst_index"].shape[1] < 1 or not len(arrays["query"]):
         return
     from retbench.report.galleries import plot_retrieval_grid
+    from retbench.report.html import thumbnail_cache
     from retbench.report.selection import ap_array
 
     figure = out_dir / files.gallery_figure_name(run["dataset"], run["encoder"])
-    plot_retrieval_grid(figure, f"{run['dataset']} / {run['encoder']}", queries, gallery, ap_array(run["ap"]), arrays)
+    plot_retrieval_grid(figure, f"{run['dataset']} / {run['encoder']}", queries, gallery, ap_array(run["ap"]), arrays,
+                        thumbnails=thumbnail_cache(cache_dir))  # fmt: skip
 
 
 def write_report(out_dir: Path, document: dict, options, cache_dir: Path | None) -> None:

@@ -160,7 +160,7 @@ def evaluate_datasets(
             extractor.describe(run, encoder, build_s, [extraction])
             runs.append(run)
             if len(evaluated) > 1:
-                draw_grid(out_dir, run, arrays, dataset, dataset, eval_options)
+                draw_grid(out_dir, run, arrays, dataset, dataset, eval_options, extract_options.cache_dir)
         del encoder
     document = write_folder(out_dir, runs, eval_options, invocation)
     write_report(out_dir, document, eval_options, extract_options.cache_dir)
@@ -199,12 +199,11 @@ def evaluate_embeddings_file(
     summary = Dataset(labels_path.parent, name, tuple(f"row-{i}" for i in range(len(labels))), tuple(labels))
     inputs = {"embeddings_file": str(embeddings_path), "labels_file": str(labels_path)}
     run = _leave_one_out_run(summary, vectors, encoder, eval_options, inputs)
-    run["config"].update(embeddings_file=str(embeddings_path), labels_file=str(labels_path))
     with_images = dataset is not None
     items_file = report_data.save_items(out_dir, dataset if with_images else summary, images_available=with_images)
     arrays = save_retrievals(out_dir, run, partial(report_data.compute_retrievals, vectors, np.arange(len(labels)),
                                                    labels=labels), items_file)  # fmt: skip
-    draw_grid(out_dir, run, arrays, dataset, dataset, eval_options)
+    draw_grid(out_dir, run, arrays, dataset, dataset, eval_options, None)
     document = write_folder(out_dir, [run], eval_options, invocation)
     write_report(out_dir, document, eval_options, None)
     return document

@@ -53,7 +53,7 @@ def _dataset_row(r: RunData) -> str:
         f'<span style="height:{max(4, 100 * v / top):.0f}%" data-tip="{esc(k)}: {esc(v)} images"></span>'
         for k, v in counts.items()
     )
-    where = summary.get("root") or config.get("labels_file") or ""
+    where = summary.get("root") or (config.get("protocol_inputs") or {}).get("labels_file") or ""
     n_images = summary.get("n_images", r.run.get("n_images", "?"))
     return (
         f'<tr><td><b>{esc(r.dataset)}</b></td><td class="n">{esc(n_images)}</td>'
@@ -66,8 +66,9 @@ def _dataset_row(r: RunData) -> str:
 
 def _weights_text(config: dict) -> str:
     weights = (config.get("encoder") or {}).get("weights") or {}
-    if not config.get("encoder") and config.get("embeddings_file"):
-        return f"embeddings from <code>{esc(config['embeddings_file'])}</code>"
+    embeddings_file = (config.get("protocol_inputs") or {}).get("embeddings_file")
+    if not config.get("encoder") and embeddings_file:
+        return f"embeddings from <code>{esc(embeddings_file)}</code>"
     kind = weights.get("kind")
     pill = {"pretrained": "good", "random-init": "bad"}.get(kind, "neutral")
     text = (f'<span class="pill {pill}">{esc(kind)}</span> ' if kind else "") + esc(weights.get("source") or "")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from retbench.datasets import Dataset
+from retbench.report.thumbnails import SIZE as THUMBNAIL
+from retbench.report.thumbnails import ThumbnailCache
 
 RELEVANT_COLOUR = "#1a9850"
 IRRELEVANT_COLOUR = "#d73027"
-THUMBNAIL = 128
 
 
 def select_queries(ap: np.ndarray, n_best: int = 5, n_worst: int = 5) -> list[tuple[int, str]]:
@@ -25,14 +27,16 @@ def select_queries(ap: np.ndarray, n_best: int = 5, n_worst: int = 5) -> list[tu
     return chosen
 
 
-def _thumbnail(path: Path) -> np.ndarray:
-    """(THUMBNAIL, THUMBNAIL, 3) uint8: the image fitted into a white square."""
+def _thumbnail(path: Path, thumbnails: ThumbnailCache) -> np.ndarray:
+    """(THUMBNAIL, THUMBNAIL, 3) uint8: the image's cached thumbnail fitted into a white square (a grey
+    square when the image cannot be read)."""
     from PIL import Image, ImageOps
 
-    with Image.open(path) as image:
-        image.draft("RGB", (THUMBNAIL * 2, THUMBNAIL * 2))  # reduced-size JPEG decoding: thumbnails only
-        image = image.convert("RGB")
-    return np.asarray(ImageOps.pad(image, (THUMBNAIL, THUMBNAIL), color=(255, 255, 255)))
+    data = thumbnails.get(path)
+    if data is None:
+        return np.full((THUMBNAIL, THUMBNAIL, 3), 200, dtype=np.uint8)
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(ImageOps.pad(image.convert("RGB"), (THUMBNAIL, THUMBNAIL), color=(255, 255, 255)))
 
 
 def _short(text: str, width: int = 16) -> str:
@@ -40,7 +44,7 @@ def _short(text: str, width: int = 16) -> str:
 
 
 def plot_retrieval_grid(path: Path, title: str, queries: Dataset, gallery: Dataset, ap: np.ndarray,
-                        retrievals: dict, k: int = 5) -> Path:  # fmt: skip
+                        retrievals: dict, k: int = 5, *, thumbnails: ThumbnailCache | None = None) -> Path:  # fmt: skip
     """Write the grid of one run, from its saved retrievals (any protocol).
 
     Rows: the first query, the 5 best and the 5 worst queries (by AP). Columns: the query, its
@@ -55,6 +59,7 @@ def plot_retrieval_grid(path: Path, title: str, queries: Dataset, gallery: Datas
         retrievals: ``query`` (R,) query lines, ``top_index`` / ``worst_index`` gallery lines,
             ``top_score`` / ``worst_score``, and ``top_relevant`` / ``worst_relevant`` (when absent:
             same label).
+        thumbnails: where thumbnails are made and cached (default: made here, not kept on disk).
     """
     from retbench.report.plots import _pyplot
 
@@ -69,6 +74,7 @@ def plot_retrieval_grid(path: Path, title: str, queries: Dataset, gallery: Datas
         flags = relevant[row][:k] if relevant is not None else [gallery.labels[i] == queries.labels[query] for i in index]
         return [(int(i), float(s), bool(f)) for i, s, f in zip(index, retrievals[f"{key}_score"][row][:k], flags)]
 
+    thumbnails = thumbnails if thumbnails is not None else ThumbnailCache(None)
     plt = _pyplot()
     n_cols = 1 + 2 * k
     fig, axes = plt.subplots(max(len(chosen), 1), n_cols, figsize=(1.35 * n_cols + 0.3, 1.55 * len(chosen) + 0.6), dpi=80,
@@ -80,9 +86,10 @@ def plot_retrieval_grid(path: Path, title: str, queries: Dataset, gallery: Datas
         for key in ("top", "worst"):
             for idx, score, relevant in strip(key, row, int(line)):
                 cells.append((gallery, idx, score, None, RELEVANT_COLOUR if relevant else IRRELEVANT_COLOUR))
+        thumbnails.prefetch([items.image_path(idx) for items, idx, *_ in cells])
         for c, (items, idx, score, text, colour) in enumerate(cells):
             ax = axes[r, c]
-            ax.imshow(_thumbnail(items.image_path(idx)))
+            ax.imshow(_thumbnail(items.image_path(idx), thumbnails))
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():

@@ -105,3 +105,29 @@ def test_attr_json_round_trips_through_an_attribute():
 
 def test_heat_scale_ends():
     assert "rgb(247,251,255)" in heat(0.0) and "color:#fff" in heat(1.0) and "f2f4f7" in heat(None)
+
+
+def test_retrieval_grid_uses_the_thumbnail_cache_and_survives_a_vanished_image(tmp_path):
+    # The PNG grid takes its thumbnails from the report's cache (each image decoded once for both),
+    # with EXIF orientation applied, and draws a placeholder for an image that can no longer be read.
+    from retbench.datasets import load_dataset
+    from retbench.report import report_data
+    from retbench.report.galleries import plot_retrieval_grid
+    from tests.conftest import make_dataset
+
+    root = make_dataset(tmp_path / "ds", per_class=4)
+    dataset = load_dataset(root)
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((len(dataset), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    retrievals = report_data.compute_retrievals(vectors, np.arange(len(dataset)), top_k=3, worst_k=3)
+    ap = np.linspace(0.1, 0.9, len(dataset))
+    cache = ThumbnailCache(tmp_path / "cache")
+    plot_retrieval_grid(tmp_path / "grid.png", "t", dataset, dataset, ap, retrievals, k=3, thumbnails=cache)
+    assert cache.made == len(list((tmp_path / "cache").rglob("*.jpg"))) > 0 and cache.hits == 0
+    again = ThumbnailCache(tmp_path / "cache")
+    dataset.image_path(0).unlink()  # the first query's image: drawn as a placeholder, not an error
+    plot_retrieval_grid(tmp_path / "grid2.png", "t", dataset, dataset, ap, retrievals, k=3, thumbnails=again)
+    assert again.made == 0 and again.hits > 0
+    with Image.open(tmp_path / "grid2.png") as image:
+        assert image.size[0] > 400
