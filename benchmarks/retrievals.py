@@ -40,9 +40,12 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     saved = report_data.compute_retrievals(x, lines, labels=labels)
     seconds = time.perf_counter() - started
+    from retbench.search.exact import _BLOCK_ELEMENTS
+
+    rows = max(1, min(args.n, max(64, _BLOCK_ELEMENTS // args.n)))  # the search's own query blocks
     started = time.perf_counter()
-    for q0 in range(0, args.n, 838):  # the same 16M-entry score blocks, products only
-        x[q0 : q0 + 838] @ x.T
+    for q0 in range(0, args.n, rows):  # products only
+        x[q0 : q0 + rows] @ x.T
     products = time.perf_counter() - started
     rng = np.random.default_rng(0)
     sample = rng.choice(args.n, 50, replace=False)

@@ -222,6 +222,9 @@ def _check_eval_device(device: str) -> None:
 
     if not torch.cuda.is_available():
         raise RetbenchError(f"--eval-device {device}: torch sees no CUDA GPU on this machine; use --eval-device cpu")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise RetbenchError(f"--eval-device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                            f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
 
 
 def _evaluate_embeddings(args: argparse.Namespace, eval_options, invocation: str) -> dict:

@@ -126,7 +126,7 @@ def rank_rows_torch_sorting(scores, relevant, removed, width: int):
 
     Args:
         scores: (B, N) float32 torch tensor on the device.
-        relevant: (B, N) bool tensor on the device, item i is relevant to row b.
+        relevant: (B, N) bool tensor on the device, item i is relevant to row b (unless removed).
         removed: (B, N) bool tensor on the device, item i is out of row b's ranking (the query
             itself, junk): neither relevant nor counted.
         width: output width (the largest number of relevant items of any query, for every block).

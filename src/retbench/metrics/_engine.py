@@ -99,10 +99,11 @@ class RankingProblem:
         query_codes: (Q,) int64, which list of ``relevant`` holds each query's relevant items (a label
             code, or the query's own list; -1: none relevant).
         relevant: :class:`IndexLists` of relevant database items.
-        self_index: (Q,) int64 index of the query in the database, excluded from its ranking, or -1;
-            when set, it is a member of its query's relevant list (leave-one-out) and never counts.
+        self_index: (Q,) int64 index of the query in the database, excluded from its ranking (never
+            relevant, never counted), or -1; in leave-one-out it is a member of its class's list.
         removed: :class:`IndexLists` with one list per query: database items taken out of that
-            query's ranking (Revisited junk), disjoint from its relevant items; None: none.
+            query's ranking (Revisited junk), disjoint from its relevant items and from its
+            ``self_index``; None: none.
     """
 
     queries: np.ndarray
@@ -134,7 +135,17 @@ class RankingProblem:
     def n_relevant(self) -> np.ndarray:
         """(Q,) int64 relevant items of each query (its own row excluded)."""
         lengths = np.append(self.relevant.lengths(), 0)  # code -1 reads the appended 0
-        return (lengths[self.query_codes] - ((self.self_index >= 0) & (self.query_codes >= 0))).astype(np.int64)
+        return (lengths[self.query_codes] - self.query_is_in_its_list()).astype(np.int64)
+
+    def query_is_in_its_list(self) -> np.ndarray:
+        """(Q,) bool: the query's own database row (``self_index``) is in its relevant list."""
+        n_items = max(self.database.shape[0], 1)
+        group = np.repeat(np.arange(self.relevant.lengths().size, dtype=np.int64), self.relevant.lengths())
+        keys = group * n_items + self.relevant.members  # ascending: lists are contiguous, each ascending
+        probe = self.query_codes * n_items + self.self_index
+        at = np.minimum(np.searchsorted(keys, probe), max(keys.size - 1, 0))
+        found = keys[at] == probe if keys.size else np.zeros(probe.shape, dtype=bool)
+        return found & (self.query_codes >= 0) & (self.self_index >= 0)
 
     def removed_pairs(self, rows: slice) -> tuple[np.ndarray, np.ndarray]:
         """``(row, item)``: item is out of the ranking of query ``rows.start + row`` (the query itself included)."""
@@ -250,7 +261,7 @@ def _iter_torch(problem: RankingProblem, blocks: list[slice], device: str) -> It
     import torch
 
     dev = torch.device(device)
-    database = torch.from_numpy(problem.database).to(dev)
+    database = None if dev.type == "cpu" else torch.from_numpy(problem.database).to(dev)
     width = int(problem.n_relevant().max(initial=0))  # the same for every block
     n_items = problem.database.shape[0]
     for rows in blocks:
@@ -261,7 +272,7 @@ def _iter_torch(problem: RankingProblem, blocks: list[slice], device: str) -> It
         shape = (scores.shape[0], n_items)
         relevant = _block_mask(problem.relevant.rows(problem.query_codes[rows]), shape, dev)
         removed = _block_mask(problem.removed_pairs(rows), shape, dev)
-        yield rows, _counting.rank_rows_torch_sorting(scores, relevant & ~removed, removed, width)
+        yield rows, _counting.rank_rows_torch_sorting(scores, relevant, removed, width)
 
 
 def _block_mask(pairs: tuple[np.ndarray, np.ndarray], shape: tuple[int, int], dev) -> "torch.Tensor":

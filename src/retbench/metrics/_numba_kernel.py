@@ -140,11 +140,11 @@ def rank_rows(scores, thresholds, n_relevant, row_codes, self_index, members, of
         # Items tied with a threshold are noted during the scan and sorted out after it (the relevant
         # items themselves are among them), which keeps the scan loop lean. A full buffer means more
         # than MAX_TIES ties with non-relevant items.
-        tie_cap = (last - first) + (removed_last - removed_first) + MAX_TIES + 2
+        tie_cap = (last - first) + (removed_last - removed_first) + MAX_TIES + 1  # + 1: the query itself
         tie_k = np.empty(tie_cap, dtype=np.int64)
         tie_p = np.empty(tie_cap, dtype=np.int64)
         n_noted = 0
-        for k in range(n_cols):  # every item; the relevant ones and the query are taken out below
+        for k in range(n_cols):  # every item; the relevant, the removed and the query are taken out below
             x = row[k]
             g = cells[k]
             p = lut[g]

@@ -53,7 +53,8 @@ def _dataset_row(r: RunData) -> str:
         f'<span style="height:{max(4, 100 * v / top):.0f}%" data-tip="{esc(k)}: {esc(v)} images"></span>'
         for k, v in counts.items()
     )
-    where = summary.get("root") or (config.get("protocol_inputs") or {}).get("labels_file") or ""
+    inputs = config.get("protocol_inputs") or config  # folders before protocol_inputs kept the files in config
+    where = summary.get("root") or inputs.get("labels_file") or ""
     n_images = summary.get("n_images", r.run.get("n_images", "?"))
     return (
         f'<tr><td><b>{esc(r.dataset)}</b></td><td class="n">{esc(n_images)}</td>'
@@ -66,7 +67,7 @@ def _dataset_row(r: RunData) -> str:
 
 def _weights_text(config: dict) -> str:
     weights = (config.get("encoder") or {}).get("weights") or {}
-    embeddings_file = (config.get("protocol_inputs") or {}).get("embeddings_file")
+    embeddings_file = (config.get("protocol_inputs") or config).get("embeddings_file")  # older folders: in config
     if not config.get("encoder") and embeddings_file:
         return f"embeddings from <code>{esc(embeddings_file)}</code>"
     kind = weights.get("kind")

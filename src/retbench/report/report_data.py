@@ -17,7 +17,7 @@ Sidecars, referenced from each run of results.json as ``run["report_data"]``:
   retrieval is relevant to its query (same label, or in its ``ok`` list; absent in folders
   written before they existed: the report then compares labels); ``n_ranked`` (Q,) int32, how
   many gallery items each query ranks (the rank of its last item). Ties: ascending index
-  (``search.exact.topk``).
+  (``search.top_and_worst``).
 
 With these, ``retbench report DIR`` rebuilds every gallery, confusion and disagreement from the
 folder alone.

@@ -2,7 +2,8 @@
 
 Like faiss' ``contrib/exhaustive_search.py``: queries and database are walked in blocks (numpy's
 BLAS for the scores) and each query's running top-k (and worst-k) is updated block by block by a
-numba kernel (:mod:`retbench.search._numba_select`), so memory is O(query_block x database_block)
+numba kernel (:mod:`retbench.search._numba_select`; :func:`merge_block_numpy` where numba cannot be
+imported), so memory is O(query_block x database_block)
 and never O(Q x N). Ties are broken deterministically by ascending database index (items are
 streamed in index order and enter a full list only with a strictly better score), so the result
 equals a stable sort of the full score matrix.
@@ -48,8 +49,8 @@ def topk(queries: np.ndarray, database: np.ndarray, k: int, *, exclude: np.ndarr
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= available:
         raise ValueError(f"k must be an integer in [1, {available}] (database size"
                          f"{' minus the excluded item' if available < database.shape[0] else ''}), got {k!r}")  # fmt: skip
-    top, worst = top_and_worst(queries, database, k if largest else 0, 0 if largest else k, exclude=exclude,
-                               block_size=block_size)  # fmt: skip
+    _check_block_size(block_size)
+    top, worst = _search(queries, database, k if largest else 0, 0 if largest else k, exclude, block_size)
     return top if largest else worst
 
 
@@ -84,11 +85,21 @@ def top_and_worst(queries: np.ndarray, database: np.ndarray, k_top: int, k_worst
             raise ValueError(f"{name} must be an integer in [0, {available}], got {k!r}")
     if k_top == k_worst == 0:
         raise ValueError("k_top and k_worst are both 0: nothing to search for")
+    _check_block_size(block_size)
+    return _search(queries, database, k_top, k_worst, exclude, block_size)
+
+
+def _check_block_size(block_size: int | None) -> None:
     if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer))
                                    or block_size < 1):  # fmt: skip
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    from retbench.search import _numba_select
 
+
+def _search(queries: np.ndarray, database: np.ndarray, k_top: int, k_worst: int, exclude: np.ndarray | None,
+            block_size: int | None):  # fmt: skip
+    """:func:`top_and_worst` on validated inputs."""
+    n_queries, n_database = queries.shape[0], database.shape[0]
+    merge_block = merge_kernel()
     q_block = max(1, min(n_queries, max(64, _BLOCK_ELEMENTS // max(n_database, 1))))
     db_block = int(block_size or max(1024, _BLOCK_ELEMENTS // q_block))
     exclude = np.full(n_queries, -1, dtype=np.int64) if exclude is None else np.asarray(exclude, dtype=np.int64)
@@ -100,6 +111,46 @@ def top_and_worst(queries: np.ndarray, database: np.ndarray, k_top: int, k_worst
         rows = slice(q0, min(q0 + q_block, n_queries))
         for d0 in range(0, n_database, db_block):
             scores = queries[rows] @ database[d0 : d0 + db_block].T
-            _numba_select.merge_block(scores, d0, exclude[rows], top[0][rows], top[1][rows], n_top[rows],
-                                      worst[0][rows], worst[1][rows], n_worst[rows])  # fmt: skip
+            merge_block(scores, d0, exclude[rows], top[0][rows], top[1][rows], n_top[rows], worst[0][rows],
+                        worst[1][rows], n_worst[rows])  # fmt: skip
     return top, worst
+
+
+def merge_kernel():
+    """The numba kernel :func:`retbench.search._numba_select.merge_block`, or :func:`merge_block_numpy`
+    where numba cannot be imported."""
+    try:
+        from retbench.search._numba_select import merge_block
+    except ImportError:
+        return merge_block_numpy
+    return merge_block
+
+
+def merge_block_numpy(scores, first_index, exclude, top_score, top_index, n_top, worst_score, worst_index,
+                      n_worst) -> None:  # fmt: skip
+    """The numba kernel's contract in numpy (the fallback without numba, and its reference in the tests).
+
+    Each list and the block are merged by a stable sort (earlier items hold smaller indices, so ties
+    keep ascending index). Every row has seen the same items, so ``n_top`` / ``n_worst`` are equal
+    across rows here. An excluded item gets key -inf: it can only fill a list that is not full yet,
+    and is pushed out by any other item, of which the caller guarantees at least k.
+    """
+    n_rows, n_cols = scores.shape
+    rows = np.arange(n_rows)
+    columns = exclude - first_index
+    inside = (columns >= 0) & (columns < n_cols)
+    block_index = np.broadcast_to(np.arange(first_index, first_index + n_cols, dtype=np.int64), scores.shape)
+    for out_score, out_index, filled, sign in ((top_score, top_index, n_top, 1.0), (worst_score, worst_index, n_worst,
+                                                                                   -1.0)):  # fmt: skip
+        k = out_score.shape[1]
+        if k == 0 or n_rows == 0:
+            continue
+        have = int(filled[0])
+        key = np.concatenate([out_score[:, :have] * np.float32(sign), scores * np.float32(sign)], axis=1)
+        key[rows[inside], have + columns[inside]] = -np.inf
+        index = np.concatenate([out_index[:, :have], block_index], axis=1)
+        order = np.argsort(-key, axis=1, kind="stable")[:, :k]
+        keep = order.shape[1]
+        out_score[:, :keep] = np.take_along_axis(key, order, axis=1) * np.float32(sign)
+        out_index[:, :keep] = np.take_along_axis(index, order, axis=1)
+        filled[:] = keep

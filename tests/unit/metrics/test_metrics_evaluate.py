@@ -286,3 +286,35 @@ def test_torch_backend_without_numba_uses_the_numpy_definitions(monkeypatch):
         np.testing.assert_allclose(without.per_query[key], with_numba.per_query[key], rtol=0, atol=1e-12,
                                    equal_nan=True)  # fmt: skip
     np.testing.assert_allclose(without.pr_curve, with_numba.pr_curve, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_engine_excludes_a_query_row_outside_its_relevant_list(backend):
+    # RankingProblem's general contract: self_index may point at an item that is not relevant to the
+    # query (only leave-one-out puts it in its own class). It is excluded, never counted, and the
+    # relevant counts stay exact; one query's row is also in its list, as in leave-one-out.
+    from retbench.metrics import _engine
+    from retbench.metrics.pr_curve import recall_levels
+
+    x, labels = clustered(120, 4, dim=6, grid=8)
+    queries, database = x[:12], x
+    rng = np.random.default_rng(3)
+    relevant_lists = [rng.choice(120, 15, replace=False) for _ in range(12)]
+    self_index = np.array([q + 20 if q % 2 else q for q in range(12)], dtype=np.int64)
+    relevant_lists[0] = np.union1d(relevant_lists[0], [0])  # query 0's own row is in its list
+    relevant_lists = [np.setdiff1d(r, [self_index[q]]) if q else r for q, r in enumerate(relevant_lists)]
+    problem = _engine.RankingProblem(queries, np.arange(12), database, _engine.IndexLists.of(relevant_lists),
+                                     self_index)  # fmt: skip
+    expected = np.array([len(r) for r in relevant_lists]) - (np.arange(12) == 0)
+    np.testing.assert_array_equal(problem.n_relevant(), expected)
+    relevant = np.zeros((12, 120), dtype=bool)
+    ranked = np.ones_like(relevant)
+    for q in range(12):
+        relevant[q, relevant_lists[q]] = True
+        ranked[q, self_index[q]] = False
+    want = relevant_ranks(relevant & ranked, queries @ database.T, ranked)
+    width = want.rank.shape[1]
+    (block,) = _engine.iter_blocks(problem, block_size=12, backend=backend, levels=recall_levels(11), k_max=width)
+    np.testing.assert_array_equal(block.ranks.n_relevant, want.n_relevant)
+    for field in ("rank", "n_ge", "n_rel_ge"):
+        np.testing.assert_array_equal(getattr(block.ranks, field)[:, :width], getattr(want, field), err_msg=field)

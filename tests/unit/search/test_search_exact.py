@@ -32,6 +32,16 @@ def loop_topk(queries, database, k, exclude=None, largest=True):
     return np.array(out)
 
 
+@pytest.fixture(params=["numba", "numpy"])
+def kernel(request, monkeypatch):
+    """Run the test with the numba kernel and with its numpy equivalent (the fallback without numba)."""
+    from retbench.search import exact
+
+    if request.param == "numpy":
+        monkeypatch.setattr(exact, "merge_kernel", lambda: exact.merge_block_numpy)
+    return request.param
+
+
 def data(seed, n_queries=9, n_database=70, dim=6, grid=True):
     rng = np.random.default_rng(seed)
     q = rng.standard_normal((n_queries, dim))
@@ -43,7 +53,7 @@ def data(seed, n_queries=9, n_database=70, dim=6, grid=True):
 
 @pytest.mark.parametrize("block_size", [1, 5, 16, 69, 70, 1000])
 @pytest.mark.parametrize("largest", [True, False])
-def test_blockwise_equals_full_matrix(block_size, largest):
+def test_blockwise_equals_full_matrix(block_size, largest, kernel):
     q, d = data(0)
     scores, index = topk(q, d, 7, largest=largest, block_size=block_size)
     want_scores, want_index = full_matrix_topk(q, d, 7, largest=largest)
@@ -54,7 +64,7 @@ def test_blockwise_equals_full_matrix(block_size, largest):
 
 
 @pytest.mark.parametrize("block_size", [3, 64])
-def test_exclude_leaves_out_each_query_itself(block_size):
+def test_exclude_leaves_out_each_query_itself(block_size, kernel):
     _, d = data(1)
     exclude = np.arange(9)
     exclude[4] = -1  # this query excludes nothing
@@ -80,7 +90,7 @@ def test_k_equal_to_all_items_is_a_full_stable_ranking():
 
 @pytest.mark.parametrize("block_size", [4, 70])
 @pytest.mark.parametrize(("k_top", "k_worst"), [(5, 3), (0, 4), (6, 0), (69, 69)])
-def test_top_and_worst_in_one_pass_equal_two_searches(block_size, k_top, k_worst):
+def test_top_and_worst_in_one_pass_equal_two_searches(block_size, k_top, k_worst, kernel):
     _, d = data(4)
     exclude = np.arange(9)
     exclude[2] = -1
