@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from retbench.metrics._validation import check_same_dimension
+from retbench.metrics._validation import check_same_dimension, nonfinite_rows
 
 #: default number of score entries materialised per (query block x database block).
 _BLOCK_ELEMENTS = 1 << 24
@@ -24,7 +24,7 @@ def _check_matrix(name: str, x: object) -> np.ndarray:
         raise ValueError(f"{name} must be a 2-D numpy array (n, d), got {getattr(x, 'shape', type(x).__name__)}")
     if x.dtype != np.float32:
         raise ValueError(f"{name} must be float32, got dtype {x.dtype}; convert with {name}.astype(np.float32)")
-    if not np.isfinite(x).all():
+    if nonfinite_rows(x).size:
         raise ValueError(f"{name} has non-finite values (NaN or inf)")
     return x
 

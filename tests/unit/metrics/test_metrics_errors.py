@@ -147,3 +147,12 @@ def test_statistics_errors():
 def test_unnormalised_embeddings_log_a_warning(caplog):
     evaluate(X * 2, LABELS, n_bootstrap=0)
     assert "rows are not L2-normalised" in caplog.text
+
+
+def test_nonfinite_rows_are_found_across_chunks():
+    from retbench.metrics._validation import nonfinite_rows
+
+    x = np.zeros((50, 3), dtype=np.float32)
+    x[[0, 7, 8, 49], [1, 0, 2, 2]] = [np.nan, np.inf, -np.inf, np.nan]
+    np.testing.assert_array_equal(nonfinite_rows(x, chunk_rows=8), [0, 7, 8, 49])
+    assert nonfinite_rows(x[1:7], chunk_rows=4).size == 0
