@@ -77,7 +77,7 @@ class IndexLists:
         return np.diff(self.offsets)
 
     def rows(self, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(row, item)`` pairs of the lists ``groups[b]`` (-1: none): row b of the pairs holds list groups[b]."""
+        """``(row, item)`` pairs: ``(b, i)`` for every item i of list ``groups[b]``, for each b (-1: no list)."""
         groups = np.asarray(groups, dtype=np.int64)
         valid = groups >= 0
         starts = np.where(valid, self.offsets[np.maximum(groups, 0)], 0)
