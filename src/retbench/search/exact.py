@@ -17,6 +17,8 @@ from retbench.metrics._validation import check_same_dimension, nonfinite_rows
 
 #: default number of score entries materialised per (query block x database block).
 _BLOCK_ELEMENTS = 1 << 24
+#: the longest lists (k) kept by the streaming numba kernel; longer ones are merged by sorting.
+STREAMING_MAX_K = 256
 
 
 def _check_matrix(name: str, x: object) -> np.ndarray:
@@ -99,7 +101,9 @@ def _search(queries: np.ndarray, database: np.ndarray, k_top: int, k_worst: int,
             block_size: int | None):  # fmt: skip
     """:func:`top_and_worst` on validated inputs."""
     n_queries, n_database = queries.shape[0], database.shape[0]
-    merge_block = merge_kernel()
+    # The streaming kernel inserts into sorted lists, O(k) per insertion: for long lists a sort of
+    # each block merged with the list (O((k + block) log)) is the faster way.
+    merge_block = merge_kernel() if max(k_top, k_worst) <= STREAMING_MAX_K else merge_block_numpy
     q_block = max(1, min(n_queries, max(64, _BLOCK_ELEMENTS // max(n_database, 1))))
     db_block = int(block_size or max(1024, _BLOCK_ELEMENTS // q_block))
     exclude = np.full(n_queries, -1, dtype=np.int64) if exclude is None else np.asarray(exclude, dtype=np.int64)

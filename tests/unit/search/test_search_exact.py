@@ -82,6 +82,20 @@ def test_worst_k_for_galleries():
     np.testing.assert_array_equal(index, np.argsort(q @ d.T, axis=1, kind="stable")[:, :5])
 
 
+def test_long_lists_are_merged_by_sorting_and_stay_exact(monkeypatch):
+    # Above STREAMING_MAX_K the per-insertion cost of the streaming kernel would be O(k): such lists
+    # are merged by a stable sort instead, with the same results.
+    from retbench.search import exact
+
+    monkeypatch.setattr(exact, "STREAMING_MAX_K", 8)
+    q, d = data(5, n_database=300)
+    for largest in (True, False):
+        scores, index = topk(q, d, 40, largest=largest, block_size=64)
+        want_scores, want_index = full_matrix_topk(q, d, 40, largest=largest)
+        np.testing.assert_array_equal(index, want_index)
+        np.testing.assert_array_equal(scores, want_scores)
+
+
 def test_k_equal_to_all_items_is_a_full_stable_ranking():
     q, d = data(3, n_database=20)
     _, index = topk(q, d, 20, block_size=6)
