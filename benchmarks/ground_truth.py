@@ -27,6 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import save  # noqa: E402
+
 
 def synthetic(n_queries: int, n_gallery: int, dim: int, seed: int = 0):
     """Unit float32 queries / gallery; per query 20-300 ok and 10-100 junk items that lie near it."""
@@ -104,8 +107,6 @@ def main(argv=None) -> int:
     if args.method:
         child(args)
         return 0
-    from threadpoolctl import threadpool_info
-
     results = {}
     for method in ("retbench", "sorting"):
         command = [sys.executable, __file__, "--method", method, "--queries", str(args.queries), "--gallery",
@@ -124,11 +125,7 @@ def main(argv=None) -> int:
              f"{s['peak_beyond_bytes'] / 2**20:.0f} | {diff:.1e} |")  # fmt: skip
     print(table)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".md").write_text(f"# {' '.join(['benchmarks/ground_truth.py', *sys.argv[1:]])}\n\n{table}\n")
-        args.out.with_suffix(".json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                                             "threadpools": threadpool_info(), "results": results,
-                                                             "max_abs_ap_diff": diff}, indent=1) + "\n")  # fmt: skip
+        save(args.out, "benchmarks/ground_truth.py", args, table, {"results": results, "max_abs_ap_diff": diff})
     return 0
 
 

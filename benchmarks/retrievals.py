@@ -14,7 +14,6 @@ Usage (what BENCHMARKS.md reports):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,12 +21,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _results import save  # noqa: E402
 from evaluate import SIZES, clustered_embeddings  # noqa: E402
 
 
 def main(argv=None) -> int:
-    from threadpoolctl import threadpool_info
-
     from retbench.report import report_data
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -60,11 +58,8 @@ def main(argv=None) -> int:
              f"{'yes' if exact else 'NO'} |")  # fmt: skip
     print(table)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".md").write_text(f"# {' '.join(['benchmarks/retrievals.py', *sys.argv[1:]])}\n\n{table}\n")
-        args.out.with_suffix(".json").write_text(json.dumps({
-            "args": {k: str(v) for k, v in vars(args).items()}, "threadpools": threadpool_info(),
-            "seconds": seconds, "products_seconds": products, "equal_to_full_sort": exact}, indent=1) + "\n")  # fmt: skip
+        save(args.out, "benchmarks/retrievals.py", args, table,
+             {"seconds": seconds, "products_seconds": products, "equal_to_full_sort": exact})
     return 0 if exact else 1
 
 

@@ -38,7 +38,6 @@ from retbench.run_output import (
     run_record,
     save_retrievals,
     write_folder,
-    write_report,
 )
 from retbench.runner import EvalOptions, ExtractOptions
 
@@ -78,9 +77,7 @@ def evaluate_query_gallery_dataset(dataset_dir: str | Path, queries_file: str | 
         runs.append(run)
         draw_grid(out_dir, run, arrays, queries, gallery, eval_options, extract_options.cache_dir)
         del encoder
-    document = write_folder(out_dir, runs, eval_options, invocation)
-    write_report(out_dir, document, eval_options, extract_options.cache_dir)
-    return document
+    return write_folder(out_dir, runs, eval_options, invocation, extract_options.cache_dir)
 
 
 def evaluate_query_gallery_files(query_embeddings: str | Path, query_labels: str | Path,
@@ -125,9 +122,7 @@ def evaluate_query_gallery_files(query_embeddings: str | Path, query_labels: str
                                                    query_labels=q_labels, gallery_labels=g_labels), *items)  # fmt: skip
     if with_images:
         draw_grid(out_dir, run, arrays, queries, gallery, eval_options, None)
-    document = write_folder(out_dir, [run], eval_options, invocation)
-    write_report(out_dir, document, eval_options, None)
-    return document
+    return write_folder(out_dir, [run], eval_options, invocation, None)
 
 
 def evaluate_ground_truth_dataset(dataset_dir: str | Path, ground_truth: str | Path, setups: Sequence[str],
@@ -166,9 +161,7 @@ def evaluate_ground_truth_dataset(dataset_dir: str | Path, ground_truth: str | P
             runs.append(run)
             draw_grid(out_dir, run, arrays, queries, gallery, eval_options, extract_options.cache_dir)
         del encoder
-    document = write_folder(out_dir, runs, eval_options, invocation)
-    write_report(out_dir, document, eval_options, extract_options.cache_dir)
-    return document
+    return write_folder(out_dir, runs, eval_options, invocation, extract_options.cache_dir)
 
 
 def evaluate_ground_truth_files(gallery_embeddings: str | Path, query_embeddings: str | Path,
@@ -211,9 +204,7 @@ def evaluate_ground_truth_files(gallery_embeddings: str | Path, query_embeddings
                                    g_vectors, np.arange(len(gnd.imlist)), eval_options, inputs, items,
                                    root=str(root))  # fmt: skip
         runs.append(run)
-    document = write_folder(out_dir, runs, eval_options, invocation)
-    write_report(out_dir, document, eval_options, None)
-    return document
+    return write_folder(out_dir, runs, eval_options, invocation, None)
 
 
 def _query_gallery_run(name: str, encoder: str, queries: Dataset, gallery: Dataset, q_vectors: np.ndarray,

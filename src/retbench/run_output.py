@@ -215,9 +215,8 @@ def draw_grid(out_dir: Path, run: dict, arrays: dict, queries: Dataset | None, g
                         thumbnails=thumbnail_cache(cache_dir))  # fmt: skip
 
 
-def write_report(out_dir: Path, document: dict, options, cache_dir: Path | None) -> None:
-    if not options.report:
-        return
+def _render_report(out_dir: Path, document: dict, cache_dir: Path | None) -> None:
+    """report.html; a rendering failure is logged, never fatal (the other files are complete)."""
     from retbench.report.html import write_report as render
 
     try:
@@ -227,8 +226,10 @@ def write_report(out_dir: Path, document: dict, options, cache_dir: Path | None)
                          "retry with `retbench report %s`", out_dir)  # fmt: skip
 
 
-def write_folder(out_dir: Path, runs: list[dict], options, invocation: str | None) -> dict:
-    """results.json, table.md, table.csv and the PR figures; return the results document."""
+def write_folder(out_dir: Path, runs: list[dict], options, invocation: str | None, cache_dir: Path | None) -> dict:
+    """results.json, table.md, table.csv, the PR figures and (unless ``options.report`` is off)
+    report.html, its thumbnails cached under ``cache_dir`` (None: the default cache); return the
+    results document."""
     from retbench.atomic_files import atomic_write_text
     from retbench.report.tables import map_table_csv, map_table_markdown
 
@@ -258,6 +259,8 @@ def write_folder(out_dir: Path, runs: list[dict], options, invocation: str | Non
     document = files.write_json(out_dir / files.RESULTS_JSON, document)
     atomic_write_text(out_dir / files.TABLE_MD, map_table_markdown(runs, comparison_list))
     atomic_write_text(out_dir / files.TABLE_CSV, map_table_csv(runs))
+    if options.report:
+        _render_report(out_dir, document, cache_dir)
     return document
 
 

@@ -31,7 +31,6 @@ from retbench.run_output import (
     run_record,
     save_retrievals,
     write_folder,
-    write_report,
 )
 
 logger = logging.getLogger(__name__)
@@ -162,9 +161,7 @@ def evaluate_datasets(
             if len(evaluated) > 1:
                 draw_grid(out_dir, run, arrays, dataset, dataset, eval_options, extract_options.cache_dir)
         del encoder
-    document = write_folder(out_dir, runs, eval_options, invocation)
-    write_report(out_dir, document, eval_options, extract_options.cache_dir)
-    return document
+    return write_folder(out_dir, runs, eval_options, invocation, extract_options.cache_dir)
 
 
 def evaluate_embeddings_file(
@@ -204,9 +201,7 @@ def evaluate_embeddings_file(
     arrays = save_retrievals(out_dir, run, partial(report_data.compute_retrievals, vectors, np.arange(len(labels)),
                                                    labels=labels), items_file)  # fmt: skip
     draw_grid(out_dir, run, arrays, dataset, dataset, eval_options, None)
-    document = write_folder(out_dir, [run], eval_options, invocation)
-    write_report(out_dir, document, eval_options, None)
-    return document
+    return write_folder(out_dir, [run], eval_options, invocation, None)
 
 
 def _dataset_if_images_exist(labels_path: Path, name: str, labels: list[str]) -> Dataset | None:

@@ -23,7 +23,7 @@ from retbench.report import files, report_data
 from retbench.report.markup import PALETTE, esc, script_json
 from retbench.report.report_data import Items, Retrievals
 from retbench.report.selection import ap_array
-from retbench.report.tables import protocol_pairs
+from retbench.report.tables import protocol_pairs, protocol_sentence
 from retbench.report.thumbnails import ThumbnailCache
 
 REPORT_HTML = "report.html"
@@ -124,23 +124,10 @@ def load_context(results: dict, folder: Path, thumbnails: ThumbnailCache | None)
     return ReportContext(results, folder, datasets, encoders, runs, items, colours, Thumbs(thumbnails), gallery_items)
 
 
-PROTOCOL_TEXT = {
-    "leave-one-out": "leave-one-out: every image queries all the others; relevant = same class label",
-    "query/gallery": "query/gallery: every query ranks the whole gallery (queries are not in it); relevant = same "
-                     "class label",
-    "ground truth": "per-query ground truth: relevant = the query's ok images; its junk images are removed from "
-                    "its ranking",
-}
-AP_TEXT = {
-    "sklearn": "AP as <code>sklearn.metrics.average_precision_score</code>",
-    "trapezoid": "AP by the trapezoid rule of revisitop's <code>compute_ap</code>",
-}
-
-
 def protocols_text(ctx: ReportContext) -> str:
     """One sentence per protocol and AP definition in the report (HTML)."""
     pairs = protocol_pairs([r.run for r in ctx.runs.values()]) or [("leave-one-out", "sklearn")]
-    sentences = [f"{esc(PROTOCOL_TEXT.get(p, p))}; {AP_TEXT.get(a, esc(a))}." for p, a in pairs]
+    sentences = [esc(protocol_sentence(p, a)) + "." for p, a in pairs]
     return " ".join(text[:1].upper() + text[1:] for text in sentences)
 
 

@@ -60,7 +60,12 @@ def protocol_pairs(runs: list[dict]) -> list[tuple[str, str]]:
 def _protocol_notes(runs: list[dict]) -> list[str]:
     """One line per (protocol, AP definition) present, in the order of the runs."""
     seen = protocol_pairs(runs)
-    return [f"mAP, {PROTOCOL_NOTES.get(p, p)}; {AP_NOTES.get(a, a)}." for p, a in seen]
+    return [f"mAP, {protocol_sentence(p, a)}." for p, a in seen]
+
+
+def protocol_sentence(protocol: str, ap_definition: str) -> str:
+    """What a protocol and an AP definition mean, in one plain-text clause (table.md and report.html)."""
+    return f"{PROTOCOL_NOTES.get(protocol, protocol)}; {AP_NOTES.get(ap_definition, ap_definition)}"
 
 
 def _comparison_lines(comparisons: list[dict]) -> list[str]:

@@ -117,6 +117,7 @@ def _search(queries: np.ndarray, database: np.ndarray, k_top: int, k_worst: int,
             scores = queries[rows] @ database[d0 : d0 + db_block].T
             merge_block(scores, d0, exclude[rows], top[0][rows], top[1][rows], n_top[rows], worst[0][rows],
                         worst[1][rows], n_worst[rows])  # fmt: skip
+    np.negative(worst[0], out=worst[0])  # the worst list was kept as the best of the negated scores
     return top, worst
 
 
@@ -134,27 +135,27 @@ def merge_block_numpy(scores, first_index, exclude, top_score, top_index, n_top,
                       n_worst) -> None:  # fmt: skip
     """The numba kernel's contract in numpy (the fallback without numba, and its reference in the tests).
 
-    Each list and the block are merged by a stable sort (earlier items hold smaller indices, so ties
-    keep ascending index). Every row has seen the same items, so ``n_top`` / ``n_worst`` are equal
-    across rows here. An excluded item gets key -inf: it can only fill a list that is not full yet,
-    and is pushed out by any other item, of which the caller guarantees at least k.
+    Each list (keys: the scores, or the negated scores for the worst list) and the block are merged
+    by a stable sort (earlier items hold smaller indices, so ties keep ascending index). Every row
+    has seen the same items, so ``n_top`` / ``n_worst`` are equal across rows here. An excluded item
+    gets key -inf: it can only fill a list that is not full yet, and is pushed out by any other
+    item, of which the caller guarantees at least k.
     """
     n_rows, n_cols = scores.shape
     rows = np.arange(n_rows)
     columns = exclude - first_index
     inside = (columns >= 0) & (columns < n_cols)
     block_index = np.broadcast_to(np.arange(first_index, first_index + n_cols, dtype=np.int64), scores.shape)
-    for out_score, out_index, filled, sign in ((top_score, top_index, n_top, 1.0), (worst_score, worst_index, n_worst,
-                                                                                   -1.0)):  # fmt: skip
-        k = out_score.shape[1]
+    for keys, index, filled, sign in ((top_score, top_index, n_top, 1), (worst_score, worst_index, n_worst, -1)):
+        k = keys.shape[1]
         if k == 0 or n_rows == 0:
             continue
         have = int(filled[0])
-        key = np.concatenate([out_score[:, :have] * np.float32(sign), scores * np.float32(sign)], axis=1)
-        key[rows[inside], have + columns[inside]] = -np.inf
-        index = np.concatenate([out_index[:, :have], block_index], axis=1)
-        order = np.argsort(-key, axis=1, kind="stable")[:, :k]
+        merged = np.concatenate([keys[:, :have], scores if sign > 0 else -scores], axis=1)
+        merged[rows[inside], have + columns[inside]] = -np.inf
+        merged_index = np.concatenate([index[:, :have], block_index], axis=1)
+        order = np.argsort(-merged, axis=1, kind="stable")[:, :k]
         keep = order.shape[1]
-        out_score[:, :keep] = np.take_along_axis(key, order, axis=1) * np.float32(sign)
-        out_index[:, :keep] = np.take_along_axis(index, order, axis=1)
+        keys[:, :keep] = np.take_along_axis(merged, order, axis=1)
+        index[:, :keep] = np.take_along_axis(merged_index, order, axis=1)
         filled[:] = keep
