@@ -55,19 +55,6 @@ def gather_thresholds(scores, row_codes, self_index, members, offsets, threshold
 
 
 @numba.njit(inline="always")
-def _contains(members, first, last, k):  # pragma: no cover (jit)
-    """Whether the ascending ``members[first:last]`` holds k (binary search)."""
-    lo, hi = first, last
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if members[mid] < k:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < last and members[lo] == k
-
-
-@numba.njit(inline="always")
 def _place(x, t_lo, inv, zero, top, lut, cell_first, padded):  # pragma: no cover (jit)
     """Number of thresholds <= x (see the grid in :func:`rank_rows`)."""
     g = int(min(max((x - t_lo) * inv, zero), top))
@@ -197,14 +184,19 @@ def rank_rows(scores, thresholds, n_relevant, row_codes, self_index, members, of
             moved[p - n_tied + n_after] += 1
         if needs_sort[b]:
             continue
-        # Take out what the scan counted but is not a ranked non-relevant item: the relevant items (in
-        # leave-one-out also the query itself, a member of its class), the removed items, and the query
-        # itself when it is not a member.
-        for u in range(first, last):
-            hist[_place(row[members[u]], t_lo, inv, zero, top, lut, cell_first, padded)] -= 1
+        # Take out what the scan counted but is not a ranked non-relevant item: the relevant items (the
+        # thresholds themselves: each was placed after its last equal threshold, no lookup needed), the
+        # removed items, and the query itself.
+        m = r
+        while m >= 1:
+            g0 = m  # thresholds g0..m are equal
+            while g0 > 1 and padded[g0 - 1] == padded[m]:
+                g0 -= 1
+            hist[m] -= m - g0 + 1
+            m = g0 - 1
         for u in range(removed_first, removed_last):
             hist[_place(row[removed[u]], t_lo, inv, zero, top, lut, cell_first, padded)] -= 1
-        if own >= 0 and not _contains(members, first, last, own):
+        if own >= 0:
             hist[_place(row[own], t_lo, inv, zero, top, lut, cell_first, padded)] -= 1
         _finish_row(b, r, padded, hist, hist + moved, levels, rank, n_ge, n_rel_ge, full, pr_curve)
 
