@@ -2,11 +2,11 @@
 
 Like faiss' ``contrib/exhaustive_search.py``: queries and database are walked in blocks (numpy's
 BLAS for the scores) and each query's running top-k (and worst-k) is updated block by block by a
-numba kernel (:mod:`retbench.search._numba_select`; :func:`merge_block_numpy` where numba cannot be
-imported), so memory is O(query_block x database_block)
-and never O(Q x N). Ties are broken deterministically by ascending database index (items are
-streamed in index order and enter a full list only with a strictly better score), so the result
-equals a stable sort of the full score matrix.
+numba kernel (:mod:`retbench.search._numba_select`: one binary heap per list, O(log k) per
+entering item; :func:`merge_block_numpy` where numba cannot be imported), so memory is
+O(query_block x database_block) and never O(Q x N). Ties are broken deterministically by ascending
+database index (items are streamed in index order and enter a full list only with a strictly
+better score), so the result equals a stable sort of the full score matrix.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from retbench.metrics._validation import check_same_dimension, nonfinite_rows
 
 #: default number of score entries materialised per (query block x database block).
 _BLOCK_ELEMENTS = 1 << 24
-#: the longest lists (k) kept by the streaming numba kernel; longer ones are merged by sorting.
-STREAMING_MAX_K = 256
 
 
 def _check_matrix(name: str, x: object) -> np.ndarray:
@@ -101,9 +99,7 @@ def _search(queries: np.ndarray, database: np.ndarray, k_top: int, k_worst: int,
             block_size: int | None):  # fmt: skip
     """:func:`top_and_worst` on validated inputs."""
     n_queries, n_database = queries.shape[0], database.shape[0]
-    # The streaming kernel inserts into sorted lists, O(k) per insertion: for long lists a sort of
-    # each block merged with the list (O((k + block) log)) is the faster way.
-    merge_block = merge_kernel() if max(k_top, k_worst) <= STREAMING_MAX_K else merge_block_numpy
+    merge_block, order_lists = merge_kernel()
     q_block = max(1, min(n_queries, max(64, _BLOCK_ELEMENTS // max(n_database, 1))))
     db_block = int(block_size or max(1024, _BLOCK_ELEMENTS // q_block))
     exclude = np.full(n_queries, -1, dtype=np.int64) if exclude is None else np.asarray(exclude, dtype=np.int64)
@@ -117,23 +113,30 @@ def _search(queries: np.ndarray, database: np.ndarray, k_top: int, k_worst: int,
             scores = queries[rows] @ database[d0 : d0 + db_block].T
             merge_block(scores, d0, exclude[rows], top[0][rows], top[1][rows], n_top[rows], worst[0][rows],
                         worst[1][rows], n_worst[rows])  # fmt: skip
+    for keys, index in (top, worst):
+        order_lists(keys, index)
     np.negative(worst[0], out=worst[0])  # the worst list was kept as the best of the negated scores
     return top, worst
 
 
 def merge_kernel():
-    """The numba kernel :func:`retbench.search._numba_select.merge_block`, or :func:`merge_block_numpy`
-    where numba cannot be imported."""
+    """``(merge_block, order_lists)``: the numba kernels of :mod:`retbench.search._numba_select`, or
+    :func:`merge_block_numpy` (whose lists are always in ranking order) where numba cannot be imported."""
     try:
-        from retbench.search._numba_select import merge_block
+        from retbench.search._numba_select import merge_block, order_lists
     except ImportError:
-        return merge_block_numpy
-    return merge_block
+        return merge_block_numpy, _already_ordered
+    return merge_block, order_lists
+
+
+def _already_ordered(keys: np.ndarray, index: np.ndarray) -> None:
+    """:func:`merge_block_numpy` keeps its lists sorted: nothing to do."""
 
 
 def merge_block_numpy(scores, first_index, exclude, top_score, top_index, n_top, worst_score, worst_index,
                       n_worst) -> None:  # fmt: skip
-    """The numba kernel's contract in numpy (the fallback without numba, and its reference in the tests).
+    """The numba kernel's contract in numpy (the fallback without numba, and its reference in the tests),
+    with the lists kept in ranking order throughout (the numba kernel keeps heaps, ordered at the end).
 
     Each list (keys: the scores, or the negated scores for the worst list) and the block are merged
     by a stable sort (earlier items hold smaller indices, so ties keep ascending index). Every row

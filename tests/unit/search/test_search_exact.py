@@ -38,7 +38,7 @@ def kernel(request, monkeypatch):
     from retbench.search import exact
 
     if request.param == "numpy":
-        monkeypatch.setattr(exact, "merge_kernel", lambda: exact.merge_block_numpy)
+        monkeypatch.setattr(exact, "merge_kernel", lambda: (exact.merge_block_numpy, exact._already_ordered))
     return request.param
 
 
@@ -82,18 +82,20 @@ def test_worst_k_for_galleries():
     np.testing.assert_array_equal(index, np.argsort(q @ d.T, axis=1, kind="stable")[:, :5])
 
 
-def test_long_lists_are_merged_by_sorting_and_stay_exact(monkeypatch):
-    # Above STREAMING_MAX_K the per-insertion cost of the streaming kernel would be O(k): such lists
-    # are merged by a stable sort instead, with the same results.
-    from retbench.search import exact
-
-    monkeypatch.setattr(exact, "STREAMING_MAX_K", 8)
+@pytest.mark.parametrize("order", ["random", "ascending", "descending"])
+def test_long_lists_stay_exact_whatever_the_order_of_the_scores(order, kernel):
+    # Long lists (k = 40 of 300, and k = 299: every item) through the heaps, with the database in an
+    # order where every item enters the top list (ascending scores) or the worst list (descending).
     q, d = data(5, n_database=300)
-    for largest in (True, False):
-        scores, index = topk(q, d, 40, largest=largest, block_size=64)
-        want_scores, want_index = full_matrix_topk(q, d, 40, largest=largest)
-        np.testing.assert_array_equal(index, want_index)
-        np.testing.assert_array_equal(scores, want_scores)
+    if order != "random":
+        by_score = np.argsort(d @ q[0], kind="stable")
+        d = np.ascontiguousarray(d[by_score if order == "ascending" else by_score[::-1]])
+    for k in (40, 299):
+        for largest in (True, False):
+            scores, index = topk(q, d, k, largest=largest, block_size=64)
+            want_scores, want_index = full_matrix_topk(q, d, k, largest=largest)
+            np.testing.assert_array_equal(index, want_index)
+            np.testing.assert_array_equal(scores, want_scores)
 
 
 def test_k_equal_to_all_items_is_a_full_stable_ranking():
