@@ -151,11 +151,9 @@ def evaluate_ground_truth_dataset(dataset_dir: str | Path, ground_truth: str | P
         (q_ext, q_rows), (g_ext, g_rows) = extractor.extract_each(
             encoder, [(queries, f"{spec} on {name} queries (cropped)"), (gallery, f"{spec} on {name} gallery")])
         q_vectors, g_vectors = q_ext.vectors[_some(q_rows, "qimlist")], g_ext.vectors[_some(g_rows, "imlist")]
-        for setup in setups:
-            inputs = {"dataset_dir": str(dataset_dir), "ground_truth": str(ground_truth), "setup": setup,
-                      "query_crops": str(crops_root)}  # fmt: skip
-            run, arrays = _ground_truth_run(out_dir, name, spec, gnd, setup, q_vectors, q_rows, g_vectors, g_rows,
-                                            eval_options, inputs, items, root=str(dataset_dir))  # fmt: skip
+        inputs = {"dataset_dir": str(dataset_dir), "ground_truth": str(ground_truth), "query_crops": str(crops_root)}
+        for run, arrays in _ground_truth_runs(out_dir, name, spec, gnd, setups, q_vectors, q_rows, g_vectors, g_rows,
+                                              eval_options, inputs, items, root=str(dataset_dir)):  # fmt: skip
             run["skipped"] = _skipped(q_ext, g_ext)
             extractor.describe(run, encoder, build_s, [q_ext, g_ext])
             runs.append(run)
@@ -196,14 +194,11 @@ def evaluate_ground_truth_files(gallery_embeddings: str | Path, query_embeddings
     gallery = Dataset(root, name, tuple(gnd.imlist), tuple(gnd.imlist))
     out_dir = prepare_out_dir(out_dir)
     items = _save_split_items(out_dir, name, queries, gallery, False)
-    runs = []
-    for setup in setups:
-        inputs = {"embeddings_file": str(gallery_embeddings), "query_embeddings_file": str(query_embeddings),
-                  "ground_truth": str(ground_truth), "setup": setup}  # fmt: skip
-        run, _ = _ground_truth_run(out_dir, name, encoder, gnd, setup, q_vectors, np.arange(len(gnd.qimlist)),
-                                   g_vectors, np.arange(len(gnd.imlist)), eval_options, inputs, items,
-                                   root=str(root))  # fmt: skip
-        runs.append(run)
+    inputs = {"embeddings_file": str(gallery_embeddings), "query_embeddings_file": str(query_embeddings),
+              "ground_truth": str(ground_truth)}  # fmt: skip
+    runs = [run for run, _ in _ground_truth_runs(out_dir, name, encoder, gnd, setups, q_vectors,
+                                                 np.arange(len(gnd.qimlist)), g_vectors, np.arange(len(gnd.imlist)),
+                                                 eval_options, inputs, items, root=str(root))]  # fmt: skip
     return write_folder(out_dir, runs, eval_options, invocation, None)
 
 
@@ -219,36 +214,47 @@ def _query_gallery_run(name: str, encoder: str, queries: Dataset, gallery: Datas
                       inputs=inputs, options=options, evaluate_s=time.perf_counter() - started)  # fmt: skip
 
 
-def _ground_truth_run(out_dir: Path, name: str, encoder: str, gnd, setup: str, q_vectors: np.ndarray,
-                      q_rows: np.ndarray, g_vectors: np.ndarray, g_rows: np.ndarray, options: EvalOptions,
-                      inputs: dict, items: tuple[str, str], *, root: str) -> tuple[dict, dict]:  # fmt: skip
-    """One setup: ok/junk remapped to the evaluated rows, evaluated, its retrievals saved."""
-    from retbench.metrics import evaluate_ground_truth, revisited_setup
+def _ground_truth_runs(out_dir: Path, name: str, encoder: str, gnd, setups: Sequence[str], q_vectors: np.ndarray,
+                       q_rows: np.ndarray, g_vectors: np.ndarray, g_rows: np.ndarray, options: EvalOptions,
+                       inputs: dict, items: tuple[str, str], *, root: str) -> list[tuple[dict, dict]]:  # fmt: skip
+    """Every setup of one encoder: ok/junk remapped to the evaluated rows, evaluated, retrievals saved.
+
+    The setups share one pass of query x gallery scores for the metrics and one search for the
+    retrievals, so ``timings.evaluate_s`` and ``timings.retrievals_s`` of each run are the time for
+    all of ``timings.shared_by``. Returns one ``(run, retrieval arrays)`` per setup, in order.
+    """
+    from retbench.metrics import evaluate_ground_truth_setups, revisited_setup
     from retbench.report import report_data
 
-    ok, junk = revisited_setup(gnd, setup)
     position = np.full(len(gnd.imlist), -1, dtype=np.int64)
     position[g_rows] = np.arange(len(g_rows))
 
     def remap(lists: list[np.ndarray]) -> list[np.ndarray]:
         return [position[lists[q]][position[lists[q]] >= 0] for q in q_rows.tolist()]
 
-    ok_rows, junk_rows = remap(ok), remap(junk)
+    lists = {setup: tuple(remap(part) for part in revisited_setup(gnd, setup)) for setup in setups}
     started = time.perf_counter()
-    evaluation = evaluate_ground_truth(q_vectors, g_vectors, ok_rows, junk_rows, ks=options.ks,
-                                       n_bootstrap=options.n_bootstrap, seed=options.seed, device=options.device,
-                                       ap_definition=options.ap_definition)  # fmt: skip
-    summary = {"name": f"{name} ({setup})", "root": root, "n_images": len(gnd.imlist), "n_queries": len(gnd.qimlist),
-               "ground_truth": inputs["ground_truth"], "setup": setup,
-               "setup_rule": {"easy": "ok = easy; junk = junk + hard", "medium": "ok = easy + hard; junk = junk",
-                              "hard": "ok = hard; junk = junk + easy"}[setup]}  # fmt: skip
-    run = run_record(f"{name} ({setup})", encoder, evaluation, n_images=len(g_rows), summary=summary,
-                     protocol="ground truth", inputs=inputs, options=options,
-                     evaluate_s=time.perf_counter() - started)  # fmt: skip
-    run["ap"] = align_to_list(run["ap"], q_rows, len(gnd.qimlist))
-    arrays = save_retrievals(out_dir, run, partial(report_data.compute_gallery_retrievals, q_vectors, q_rows, g_vectors,
-                                                   g_rows, ok=ok_rows, junk=junk_rows), *items)  # fmt: skip
-    return run, arrays
+    evaluations = evaluate_ground_truth_setups(q_vectors, g_vectors, lists, ks=options.ks,
+                                               n_bootstrap=options.n_bootstrap, seed=options.seed,
+                                               device=options.device, ap_definition=options.ap_definition)  # fmt: skip
+    evaluate_s = time.perf_counter() - started
+    started = time.perf_counter()
+    retrievals = report_data.compute_ground_truth_retrievals(q_vectors, q_rows, g_vectors, g_rows, lists)
+    retrievals_s = time.perf_counter() - started
+    out = []
+    for setup in setups:
+        summary = {"name": f"{name} ({setup})", "root": root, "n_images": len(gnd.imlist),
+                   "n_queries": len(gnd.qimlist), "ground_truth": inputs["ground_truth"], "setup": setup,
+                   "setup_rule": {"easy": "ok = easy; junk = junk + hard", "medium": "ok = easy + hard; junk = junk",
+                                  "hard": "ok = hard; junk = junk + easy"}[setup]}  # fmt: skip
+        run = run_record(f"{name} ({setup})", encoder, evaluations[setup], n_images=len(g_rows), summary=summary,
+                         protocol="ground truth", inputs={**inputs, "setup": setup}, options=options,
+                         evaluate_s=evaluate_s)  # fmt: skip
+        run["ap"] = align_to_list(run["ap"], q_rows, len(gnd.qimlist))
+        arrays = save_retrievals(out_dir, run, lambda setup=setup: retrievals[setup], *items)
+        run["timings"].update(retrievals_s=retrievals_s, shared_by=list(setups))
+        out.append((run, arrays))
+    return out
 
 
 def _split_summary(name: str, queries: Dataset, gallery: Dataset) -> dict:

@@ -343,7 +343,10 @@ def test_ground_truth_bring_your_own_setups(tmp_path, definition):
         assert run["config"]["protocol"] == "ground truth" and run["config"]["protocol_inputs"]["setup"] == setup
         assert run["config"]["evaluation"]["ap_definition"] == definition
     assert np.isnan(ground_truth_oracle(q, g, "easy", definition)[2])  # the empty-ok query really is empty
-    assert_report(out, galleries=False)
+    # the three setups are ranked in one score pass: one shared time, said so in the report
+    assert {r["timings"]["evaluate_s"] for r in runs} == {runs[0]["timings"]["evaluate_s"]}
+    assert all(r["timings"]["shared_by"] == ["easy", "medium", "hard"] for r in runs)
+    assert "(all 3 setups)" in assert_report(out, galleries=False)
     table = (out / "table.md").read_text()
     assert "| encoder | toy (easy) | toy (medium) | toy (hard) |" in table and "ground truth" in table
 

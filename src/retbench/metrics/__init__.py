@@ -4,7 +4,8 @@ Definitions (AP in its "sklearn" and "trapezoid" forms, the tie rule, every cut-
 PR curve, the bootstrap) are collected in docs/metrics.md and in each module's docstring.
 
 - :func:`evaluate` (leave-one-out), :func:`evaluate_query_gallery`, :func:`evaluate_ground_truth`
-  -> :class:`Evaluation`.
+  -> :class:`Evaluation`; :func:`evaluate_ground_truth_setups`: several ground truths of the same
+  queries and gallery (Revisited easy / medium / hard) in one score pass.
 - Pure functions of ``relevant (Q, N) bool`` and ``scores (Q, N) float``: :func:`average_precision`,
   :func:`precision_at_k`, :func:`recall_at_k`, :func:`r_precision`, :func:`map_at_r`,
   :func:`map_at_k`, :func:`ndcg_at_k`, :func:`reciprocal_rank`, :func:`interpolated_pr_curve`,
@@ -25,7 +26,12 @@ from retbench.metrics.cutoff import (
 )
 from retbench.metrics.evaluation import Evaluation, metric_keys
 from retbench.metrics.pr_curve import interpolated_pr_curve, recall_levels
-from retbench.metrics.protocols import evaluate, evaluate_ground_truth, evaluate_query_gallery
+from retbench.metrics.protocols import (
+    evaluate,
+    evaluate_ground_truth,
+    evaluate_ground_truth_setups,
+    evaluate_query_gallery,
+)
 from retbench.metrics.ranks import RelevantRanks, relevant_ranks
 from retbench.metrics.revisited import (
     RevisitedGroundTruth,
@@ -49,6 +55,7 @@ __all__ = [
     "bootstrap_ci",
     "evaluate",
     "evaluate_ground_truth",
+    "evaluate_ground_truth_setups",
     "evaluate_query_gallery",
     "interpolated_pr_curve",
     "load_revisited_ground_truth",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -217,28 +217,46 @@ def resolve_backend(backend: str, device: str) -> str:
 def iter_blocks(problem: RankingProblem, *, block_size: int, backend: str, levels: np.ndarray, k_max: int,
                 device: str = "cpu") -> Iterator[BlockResult]:  # fmt: skip
     """Yield a :class:`BlockResult` for each consecutive block of queries (exact; see module docstring)."""
-    n_queries = problem.queries.shape[0]
+    for (result,) in iter_shared_blocks([problem], block_size=block_size, backend=backend, levels=levels,
+                                        k_max=k_max, device=device):  # fmt: skip
+        yield result
+
+
+def iter_shared_blocks(problems: Sequence[RankingProblem], *, block_size: int, backend: str, levels: np.ndarray,
+                       k_max: int, device: str = "cpu") -> Iterator[list[BlockResult]]:  # fmt: skip
+    """:func:`iter_blocks` of several problems on the same queries and database (e.g. the Revisited
+    easy / medium / hard setups), computing each block's score matrix once for all of them.
+
+    Yields, per block of queries, one :class:`BlockResult` per problem (in order).
+    """
+    first = problems[0]
+    for other in problems[1:]:
+        if other.queries is not first.queries or other.database is not first.database:
+            raise ValueError("iter_shared_blocks: every problem must hold the same queries and database arrays")
+    n_queries = first.queries.shape[0]
     blocks = [slice(s, min(s + block_size, n_queries)) for s in range(0, n_queries, block_size)]
     if backend == "torch":
-        for rows, ranks in _iter_torch(problem, blocks, device):
-            yield BlockResult(rows, ranks, *_full_width_metrics(ranks, levels))
+        for rows, ranks in _iter_torch(problems, blocks, device):
+            yield [BlockResult(rows, r, *_full_width_metrics(r, levels)) for r in ranks]
         return
-    members, offsets = problem.relevant.members, problem.relevant.offsets
-    # One output width for every block (the largest number of relevant items), so that per-query
-    # sums do not depend on the block size, bit for bit.
-    width = int(problem.n_relevant().max(initial=0))
-    database_t = problem.database.T
+    # One output width per problem for every block (its largest number of relevant items), so that
+    # per-query sums do not depend on the block size, bit for bit.
+    widths = [int(p.n_relevant().max(initial=0)) for p in problems]
+    database_t = first.database.T
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(np.matmul, problem.queries[blocks[0]], database_t) if blocks else None
+        pending = pool.submit(np.matmul, first.queries[blocks[0]], database_t) if blocks else None
         for i, rows in enumerate(blocks):
             scores = pending.result()
             if i + 1 < len(blocks):
-                pending = pool.submit(np.matmul, problem.queries[blocks[i + 1]], database_t)
-            ranks, full, pr_curve = _counting.rank_rows_numba(
-                scores, problem.query_codes[rows], problem.self_index[rows], members, offsets,
-                *problem.removed_offsets(rows), width, levels, k_max,
-            )  # fmt: skip
-            yield BlockResult(rows, ranks, full, pr_curve)
+                pending = pool.submit(np.matmul, first.queries[blocks[i + 1]], database_t)
+            results = []
+            for problem, width in zip(problems, widths):
+                ranks, full, pr_curve = _counting.rank_rows_numba(
+                    scores, problem.query_codes[rows], problem.self_index[rows], problem.relevant.members,
+                    problem.relevant.offsets, *problem.removed_offsets(rows), width, levels, k_max,
+                )  # fmt: skip
+                results.append(BlockResult(rows, ranks, full, pr_curve))
+            yield results
 
 
 def _full_width_metrics(ranks: RelevantRanks, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -257,22 +275,27 @@ def _full_width_metrics(ranks: RelevantRanks, levels: np.ndarray) -> tuple[np.nd
     return full, pr_curve
 
 
-def _iter_torch(problem: RankingProblem, blocks: list[slice], device: str) -> Iterator[tuple[slice, RelevantRanks]]:
+def _iter_torch(problems: Sequence[RankingProblem], blocks: list[slice],
+                device: str) -> Iterator[tuple[slice, list[RelevantRanks]]]:  # fmt: skip
     import torch
 
+    first = problems[0]
     dev = torch.device(device)
-    database = None if dev.type == "cpu" else torch.from_numpy(problem.database).to(dev)
-    width = int(problem.n_relevant().max(initial=0))  # the same for every block
-    n_items = problem.database.shape[0]
+    database = None if dev.type == "cpu" else torch.from_numpy(first.database).to(dev)
+    widths = [int(p.n_relevant().max(initial=0)) for p in problems]  # the same for every block
+    n_items = first.database.shape[0]
     for rows in blocks:
         if dev.type == "cpu":  # numpy's BLAS is faster than torch's on the CPU; the tensor shares its memory
-            scores = torch.from_numpy(problem.queries[rows] @ problem.database.T)
+            scores = torch.from_numpy(first.queries[rows] @ first.database.T)
         else:
-            scores = torch.from_numpy(problem.queries[rows]).to(dev) @ database.T
+            scores = torch.from_numpy(first.queries[rows]).to(dev) @ database.T
         shape = (scores.shape[0], n_items)
-        relevant = _block_mask(problem.relevant.rows(problem.query_codes[rows]), shape, dev)
-        removed = _block_mask(problem.removed_pairs(rows), shape, dev)
-        yield rows, _counting.rank_rows_torch_sorting(scores, relevant, removed, width)
+        ranks = []
+        for problem, width in zip(problems, widths):
+            relevant = _block_mask(problem.relevant.rows(problem.query_codes[rows]), shape, dev)
+            removed = _block_mask(problem.removed_pairs(rows), shape, dev)
+            ranks.append(_counting.rank_rows_torch_sorting(scores, relevant, removed, width))
+        yield rows, ranks
 
 
 def _block_mask(pairs: tuple[np.ndarray, np.ndarray], shape: tuple[int, int], dev) -> "torch.Tensor":

@@ -94,12 +94,14 @@ def _timing_row(ctx: ReportContext, r: RunData) -> str:
     t = r.run.get("timings") or {}
     rate = t.get("extract_images_per_s")
     extraction = "from cache" if t.get("embeddings_from_cache") else seconds(t.get("extract_s"))
+    shared = t.get("shared_by") or []  # ground-truth setups evaluated in one pass: the time is for all of them
+    note = f" (all {len(shared)} setups)" if len(shared) > 1 else ""
     return (
         f"<tr><td>{esc(r.dataset)}</td><td>{swatch(ctx.colours[r.encoder], r.encoder)}</td>"
         f'<td class="n">{seconds(t.get("encoder_build_s"))}</td><td class="n">{extraction}</td>'
         f'<td class="n">{num(rate, 1) if is_number(rate) else "–"}</td>'
-        f'<td class="n">{seconds(t.get("evaluate_s"))}</td>'
-        f'<td class="n">{seconds(t.get("retrievals_s"))}</td></tr>'
+        f'<td class="n">{seconds(t.get("evaluate_s"))}{note}</td>'
+        f'<td class="n">{seconds(t.get("retrievals_s"))}{note}</td></tr>'
     )
 
 

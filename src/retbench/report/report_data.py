@@ -30,7 +30,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -91,7 +91,8 @@ def compute_retrievals(vectors: np.ndarray, lines: np.ndarray, top_k: int = TOP_
         def relevant(q: np.ndarray, g: np.ndarray) -> np.ndarray:
             return codes[lines[q]][:, None] == codes[lines[g]]
 
-    return _retrievals(vectors, vectors, lines, lines, top_k, worst_k, exclude_self=True, relevant=relevant)
+    return _retrievals(vectors, vectors, lines, lines, top_k, worst_k, exclude_self=True,
+                       variants=[(relevant, None)])[0]  # fmt: skip
 
 
 def compute_gallery_retrievals(query_vectors: np.ndarray, query_lines: np.ndarray, gallery_vectors: np.ndarray,
@@ -112,17 +113,13 @@ def compute_gallery_retrievals(query_vectors: np.ndarray, query_lines: np.ndarra
         As :func:`compute_retrievals`, indices being gallery list lines. k is capped at the
         smallest number of items a query ranks (N minus the largest junk list).
     """
+    if ok is not None:
+        return compute_ground_truth_retrievals(query_vectors, query_lines, gallery_vectors, gallery_lines,
+                                               {None: (ok, junk)}, top_k, worst_k)[None]  # fmt: skip
     query_lines = np.asarray(query_lines, dtype=np.int64)
     gallery_lines = np.asarray(gallery_lines, dtype=np.int64)
     relevant = None
-    if ok is not None:
-        ok_sets = [set(np.asarray(o, dtype=np.int64).tolist()) for o in ok]
-
-        def relevant(q: np.ndarray, g: np.ndarray) -> np.ndarray:
-            flags = [[int(j) in ok_sets[i] for j in row] for i, row in zip(q.tolist(), g.tolist())]
-            return np.array(flags, dtype=bool).reshape(g.shape)
-
-    elif query_labels is not None and gallery_labels is not None:
+    if query_labels is not None and gallery_labels is not None:
         both = np.concatenate([np.asarray(query_labels, dtype=object).astype(str),
                                np.asarray(gallery_labels, dtype=object).astype(str)])  # fmt: skip
         codes = np.unique(both, return_inverse=True)[1]
@@ -132,46 +129,80 @@ def compute_gallery_retrievals(query_vectors: np.ndarray, query_lines: np.ndarra
             return q_codes[query_lines[q]][:, None] == g_codes[gallery_lines[g]]
 
     return _retrievals(query_vectors, gallery_vectors, query_lines, gallery_lines, top_k, worst_k,
-                       exclude_self=False, relevant=relevant, junk=junk)  # fmt: skip
+                       exclude_self=False, variants=[(relevant, junk)])[0]  # fmt: skip
+
+
+def compute_ground_truth_retrievals(query_vectors: np.ndarray, query_lines: np.ndarray, gallery_vectors: np.ndarray,
+                                    gallery_lines: np.ndarray, setups: Mapping, top_k: int = TOP_K,
+                                    worst_k: int = WORST_K) -> dict:  # fmt: skip
+    """:func:`compute_gallery_retrievals` for several ground truths of the same queries and gallery.
+
+    ``setups`` maps a name (e.g. "easy") to its ``(ok, junk)`` lists of gallery rows. One search,
+    deep enough to pass the most junk of any setup, serves every setup; returns name -> arrays,
+    each equal to what :func:`compute_gallery_retrievals` gives for that setup alone.
+    """
+    query_lines = np.asarray(query_lines, dtype=np.int64)
+    gallery_lines = np.asarray(gallery_lines, dtype=np.int64)
+    variants = []
+    for ok, junk in setups.values():
+        ok_sets = [set(np.asarray(o, dtype=np.int64).tolist()) for o in ok]
+
+        def relevant(q: np.ndarray, g: np.ndarray, ok_sets=ok_sets) -> np.ndarray:
+            flags = [[int(j) in ok_sets[i] for j in row] for i, row in zip(q.tolist(), g.tolist())]
+            return np.array(flags, dtype=bool).reshape(g.shape)
+
+        variants.append((relevant, junk))
+    found = _retrievals(query_vectors, gallery_vectors, query_lines, gallery_lines, top_k, worst_k,
+                        exclude_self=False, variants=variants)  # fmt: skip
+    return dict(zip(setups, found))
 
 
 def _retrievals(queries: np.ndarray, gallery: np.ndarray, query_lines: np.ndarray, gallery_lines: np.ndarray,
-                top_k: int, worst_k: int, *, exclude_self: bool, relevant=None, junk=None) -> dict:  # fmt: skip
-    """Top and worst retrievals from one blockwise pass; junk rows are searched past (k + the most junk of
-    any query) and dropped."""
+                top_k: int, worst_k: int, *, exclude_self: bool, variants: list) -> list[dict]:  # fmt: skip
+    """Top and worst retrievals from one blockwise pass, for each ``(relevant, junk)`` of ``variants``
+    (relevant: None or a function of (query rows, gallery rows) -> flags; junk: None or Q arrays of
+    gallery rows). Junk rows are searched past (k + the most junk of any query of any variant) and
+    dropped; the ranking is a total order, so a deeper search keeps every shorter list as its prefix."""
     from retbench.search.exact import top_and_worst
 
     n_q, n_g = len(queries), len(gallery)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     gallery = np.ascontiguousarray(gallery, dtype=np.float32)
-    junk_sets = [np.unique(np.asarray(j, dtype=np.int64)) for j in junk] if junk is not None else None
-    n_junk = max((j.size for j in junk_sets), default=0) if junk_sets else 0
-    n_ranked = np.full(n_q, n_g - (1 if exclude_self else 0), dtype=np.int32)
-    if junk_sets is not None:
-        n_ranked -= np.array([j.size for j in junk_sets], dtype=np.int32).reshape(n_q)
-    out = {"query": query_lines.astype(np.int32), "n_ranked": n_ranked}
-    available = n_g - (1 if exclude_self else 0) - n_junk  # what every query ranks, whatever its junk
-    ks = {"top": max(0, min(top_k, available)), "worst": max(0, min(worst_k, available))}
-    if n_q and max(ks.values()) > 0:  # junk rows are searched past, then dropped
-        depth = {key: min(k + n_junk, n_g - (1 if exclude_self else 0)) if k else 0 for key, k in ks.items()}
+    own = 1 if exclude_self else 0
+    junk_sets = [None if junk is None else [np.unique(np.asarray(j, dtype=np.int64)) for j in junk]
+                 for _, junk in variants]  # fmt: skip
+    most_junk = [max((j.size for j in sets), default=0) if sets else 0 for sets in junk_sets]
+    ks = [{"top": max(0, min(top_k, n_g - own - n_junk)), "worst": max(0, min(worst_k, n_g - own - n_junk))}
+          for n_junk in most_junk]  # fmt: skip
+    depth = {key: max((min(k[key] + n_junk, n_g - own) if k[key] else 0) for k, n_junk in zip(ks, most_junk))
+             for key in ("top", "worst")}  # fmt: skip
+    found = {}
+    if n_q and max(depth.values()) > 0:
         found = dict(zip(("top", "worst"), top_and_worst(queries, gallery, depth["top"], depth["worst"],
                                                          exclude=np.arange(n_q) if exclude_self else None)))  # fmt: skip
-    for key, k in ks.items():
-        if k < 1 or n_q == 0:
-            index = np.zeros((n_q, 0), dtype=np.int64)
-            scores = np.zeros((n_q, 0), dtype=np.float32)
-        else:
-            scores, index = found[key]
-            if junk_sets is not None:
-                keep = np.array([~np.isin(row, junk_sets[q]) for q, row in enumerate(index)]).reshape(index.shape)
-                order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept items first, in rank order
-                scores, index = np.take_along_axis(scores, order, 1), np.take_along_axis(index, order, 1)
-            scores, index = scores[:, :k], index[:, :k]
-        out[f"{key}_index"] = gallery_lines[index].astype(np.int32)
-        out[f"{key}_score"] = scores.astype(np.float32)
-        if relevant is not None:
-            out[f"{key}_relevant"] = relevant(np.arange(n_q), index).astype(bool).reshape(index.shape)
-    return out
+    results = []
+    for (relevant, _), sets, k_of in zip(variants, junk_sets, ks):
+        n_ranked = np.full(n_q, n_g - own, dtype=np.int32)
+        if sets is not None:
+            n_ranked -= np.array([j.size for j in sets], dtype=np.int32).reshape(n_q)
+        out = {"query": query_lines.astype(np.int32), "n_ranked": n_ranked}
+        for key, k in k_of.items():
+            if k < 1 or n_q == 0:
+                index = np.zeros((n_q, 0), dtype=np.int64)
+                scores = np.zeros((n_q, 0), dtype=np.float32)
+            else:
+                scores, index = found[key]
+                if sets is not None:
+                    keep = np.array([~np.isin(row, sets[q]) for q, row in enumerate(index)]).reshape(index.shape)
+                    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept items first, in rank order
+                    scores, index = np.take_along_axis(scores, order, 1), np.take_along_axis(index, order, 1)
+                scores, index = scores[:, :k], index[:, :k]
+            out[f"{key}_index"] = gallery_lines[index].astype(np.int32)
+            out[f"{key}_score"] = scores.astype(np.float32)
+            if relevant is not None:
+                out[f"{key}_relevant"] = relevant(np.arange(n_q), index).astype(bool).reshape(index.shape)
+        results.append(out)
+    return results
 
 
 def save_retrievals(out_dir: Path, dataset: str, encoder: str, retrievals: dict) -> str:

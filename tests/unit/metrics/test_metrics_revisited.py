@@ -243,3 +243,47 @@ def test_ground_truth_does_not_depend_on_the_block_size():
     b = evaluate_ground_truth(queries, gallery, ok, junk, n_bootstrap=0, block_size=40)
     for key in a.per_query:
         np.testing.assert_array_equal(a.per_query[key], b.per_query[key])
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_setups_share_one_score_pass_and_equal_separate_runs(backend, monkeypatch):
+    from retbench.metrics import _engine, evaluate_ground_truth_setups
+
+    queries, gallery, ok, junk = _ground_truth_problem(5)
+    rng = np.random.default_rng(6)
+    setups = {  # different list widths per setup, as easy / medium / hard have
+        "easy": (ok, junk),
+        "medium": ([np.concatenate([o, rng.choice(len(gallery), 30, replace=False)]) for o in ok], junk),
+        "hard": ([o[:3] for o in ok], [j[:5] for j in junk]),
+    }
+    separate = {name: evaluate_ground_truth(queries, gallery, o, j, n_bootstrap=50, block_size=16, backend=backend)
+                for name, (o, j) in setups.items()}  # fmt: skip
+    products = []
+    real_matmul = np.matmul
+    monkeypatch.setattr(_engine.np, "matmul", lambda a, b: products.append(a.shape) or real_matmul(a, b))
+    shared = evaluate_ground_truth_setups(queries, gallery, setups, n_bootstrap=50, block_size=16, backend=backend)
+    monkeypatch.undo()
+    if backend == "numba":  # the torch path multiplies with the @ operator; same structure, one product per block
+        assert len(products) == -(-len(queries) // 16)
+    assert list(shared) == list(setups)
+    for name, ev in shared.items():
+        for key in ev.per_query:
+            np.testing.assert_array_equal(ev.per_query[key], separate[name].per_query[key], err_msg=f"{name} {key}")
+        assert ev.metrics == separate[name].metrics and ev.config == separate[name].config
+        np.testing.assert_array_equal(ev.pr_curve, separate[name].pr_curve)
+    assert shared["hard"].map != shared["medium"].map
+
+
+def test_setup_errors_name_the_setup_and_shared_blocks_need_one_database():
+    from retbench.metrics import _engine, evaluate_ground_truth_setups
+
+    queries, gallery, ok, junk = _ground_truth_problem(5, n_queries=4)
+    bad = [np.array([0]), np.array([1]), np.array([2]), np.array([len(gallery)])]
+    with pytest.raises(ValueError, match=r"ok\[3\] of setup 'hard' has an index outside \[0, 300\)"):
+        evaluate_ground_truth_setups(queries, gallery, {"easy": (ok, junk), "hard": (bad, junk)})
+    with pytest.raises(ValueError, match="setups must name at least one"):
+        evaluate_ground_truth_setups(queries, gallery, {})
+    a = _engine.RankingProblem.with_lists(queries, gallery, ok, junk)
+    b = _engine.RankingProblem.with_lists(queries, gallery.copy(), ok, junk)
+    with pytest.raises(ValueError, match="same queries and database"):
+        next(_engine.iter_shared_blocks([a, b], block_size=2, backend="numba", levels=np.linspace(0, 1, 3), k_max=1))

@@ -101,3 +101,31 @@ def test_confused_pairs_count_at_most_k_slots_and_order_ties_by_label():
         ("a", "b", 4, 0, 8), ("a", "c", 0, 4, 8), ("b", "c", 4, 0, 8)]  # fmt: skip
     assert all(p.rate == pytest.approx(4 / 16) for p in pairs)
     assert confused_pairs(labels, query, top_index, top_score, n=1)[0].b == "b"
+
+
+def test_ground_truth_setups_share_one_search_and_equal_separate_ones():
+    # Setups with different junk sizes: the shared search is deeper than each setup's own, which must
+    # not change any list (the deeper ranking keeps the shorter one as its prefix); duplicates tie.
+    rng = np.random.default_rng(4)
+    gallery, queries = unit_rows(50, seed=5), unit_rows(4, seed=6)
+    gallery[9] = gallery[2]
+    setups = {}
+    for name, n_junk in (("easy", 3), ("medium", 0), ("hard", 20)):
+        ok = [rng.choice(50, 6, replace=False) for _ in range(4)]
+        junk = [rng.choice(50, n_junk, replace=False) for _ in range(4)]
+        setups[name] = (ok, junk)
+    lines = np.arange(50) + 100
+    shared = report_data.compute_ground_truth_retrievals(queries, np.arange(4), gallery, lines, setups,
+                                                         top_k=10, worst_k=5)  # fmt: skip
+    assert list(shared) == ["easy", "medium", "hard"]
+    for name, (ok, junk) in setups.items():
+        alone = report_data.compute_gallery_retrievals(queries, np.arange(4), gallery, lines, top_k=10, worst_k=5,
+                                                       ok=ok, junk=junk)  # fmt: skip
+        assert shared[name].keys() == alone.keys()
+        for key in alone:
+            np.testing.assert_array_equal(shared[name][key], alone[key], err_msg=f"{name} {key}")
+        for q in range(4):  # what it holds: the best kept items, junk never among them
+            kept = np.setdiff1d(np.arange(50), junk[q])
+            order = kept[np.argsort(-(gallery[kept] @ queries[q]), kind="stable")]
+            np.testing.assert_array_equal(shared[name]["top_index"][q], lines[order[:10]])
+            np.testing.assert_array_equal(shared[name]["top_relevant"][q], np.isin(order[:10], ok[q]))
