@@ -185,8 +185,8 @@ def rank_rows(scores, thresholds, n_relevant, row_codes, self_index, members, of
         if needs_sort[b]:
             continue
         # Take out what the scan counted but is not a ranked non-relevant item: the relevant items (the
-        # thresholds themselves: each was placed after its last equal threshold, no lookup needed), the
-        # removed items, and the query itself.
+        # thresholds themselves: each was placed after its last equal threshold, no lookup needed; this
+        # needs finite scores, which the callers check), the removed items, and the query itself.
         m = r
         while m >= 1:
             g0 = m  # thresholds g0..m are equal

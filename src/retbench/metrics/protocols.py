@@ -9,6 +9,7 @@ when two scores are within float32 rounding of each other; see docs/metrics.md).
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -235,8 +236,8 @@ def _run_shared(problems: list[_engine.RankingProblem], query_labels: np.ndarray
     evaluations = []
     for values, pr_total in zip(per_query, pr_sum):
         ci95 = bootstrap_ci(values, n_bootstrap=n_bootstrap, seed=seed)
-        evaluations.append(summarise(values, pr_total, levels, ks=ks, query_labels=query_labels, ci95=ci95,
-                                     config=dict(config)))  # fmt: skip
+        evaluations.append(summarise(values, pr_total, levels.copy(), ks=ks, query_labels=query_labels, ci95=ci95,
+                                     config=copy.deepcopy(config)))  # fmt: skip
     logger.info("%s: %d queries x %d items ranked in %.2fs for %d problem(s) (backend %s, block %d), bootstrap in "
                 "%.2fs", protocol, n_queries, first.database.shape[0], ranked_s, len(problems), backend, block,
                 time.perf_counter() - started - ranked_s)  # fmt: skip

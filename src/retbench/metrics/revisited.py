@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 
 SETUPS = ("easy", "medium", "hard")
+#: each setup's rule, as results.json records it (``summary.setup_rule``).
+SETUP_RULES = {"easy": "ok = easy; junk = junk + hard", "medium": "ok = easy + hard; junk = junk",
+               "hard": "ok = hard; junk = junk + easy"}  # fmt: skip
 
 _ALLOWED_GLOBALS = {
     ("numpy", "ndarray"),

@@ -141,6 +141,8 @@ def compute_ground_truth_retrievals(query_vectors: np.ndarray, query_lines: np.n
     deep enough to pass the most junk of any setup, serves every setup; returns name -> arrays,
     each equal to what :func:`compute_gallery_retrievals` gives for that setup alone.
     """
+    if not setups:
+        raise ValueError("setups must name at least one (ok, junk) pair")
     query_lines = np.asarray(query_lines, dtype=np.int64)
     gallery_lines = np.asarray(gallery_lines, dtype=np.int64)
     variants = []

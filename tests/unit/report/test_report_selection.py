@@ -129,3 +129,5 @@ def test_ground_truth_setups_share_one_search_and_equal_separate_ones():
             order = kept[np.argsort(-(gallery[kept] @ queries[q]), kind="stable")]
             np.testing.assert_array_equal(shared[name]["top_index"][q], lines[order[:10]])
             np.testing.assert_array_equal(shared[name]["top_relevant"][q], np.isin(order[:10], ok[q]))
+    with pytest.raises(ValueError, match="setups must name at least one"):
+        report_data.compute_ground_truth_retrievals(queries, np.arange(4), gallery, lines, {})

@@ -84,13 +84,14 @@ def test_worst_k_for_galleries():
 
 @pytest.mark.parametrize("order", ["random", "ascending", "descending"])
 def test_long_lists_stay_exact_whatever_the_order_of_the_scores(order, kernel):
-    # Long lists (k = 40 of 300, and k = 299: every item) through the heaps, with the database in an
-    # order where every item enters the top list (ascending scores) or the worst list (descending).
+    # Long lists (k = 40 of 300, and k = 300: every item) through the heaps, with the database in an
+    # order where every item of query 0 enters its top list (ascending scores) or its worst list
+    # (descending).
     q, d = data(5, n_database=300)
     if order != "random":
         by_score = np.argsort(d @ q[0], kind="stable")
         d = np.ascontiguousarray(d[by_score if order == "ascending" else by_score[::-1]])
-    for k in (40, 299):
+    for k in (40, 300):
         for largest in (True, False):
             scores, index = topk(q, d, k, largest=largest, block_size=64)
             want_scores, want_index = full_matrix_topk(q, d, k, largest=largest)
