@@ -42,7 +42,6 @@ from retbench.run_output import (
 from retbench.runner import EvalOptions, ExtractOptions
 
 
-
 def evaluate_query_gallery_dataset(dataset_dir: str | Path, queries_file: str | Path, gallery_file: str | Path,
                                    encoders: Sequence[str], out_dir: str | Path,
                                    extract_options: ExtractOptions = ExtractOptions(),

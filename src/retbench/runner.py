@@ -20,7 +20,7 @@ import numpy as np
 
 from retbench.datasets import Dataset, load_dataset, load_labels
 from retbench.errors import RetbenchError
-from retbench.report import files
+from retbench.jsonable import to_jsonable
 from retbench.run_output import (
     Extractor,
     ProgressFactory,
@@ -65,7 +65,7 @@ class ExtractOptions:
     seed: int = 0
 
     def to_dict(self) -> dict:
-        return files.to_jsonable(asdict(self))
+        return to_jsonable(asdict(self))
 
     def cache_root(self) -> Path:
         """Where everything cached lives: ``cache_dir`` or the user cache dir (embeddings/, openvino/, crops/)."""

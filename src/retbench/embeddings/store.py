@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retbench.atomic_files import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
+from retbench.atomic_files import atomic_write_bytes, atomic_write_text
 
 
 def cache_key(material: dict) -> str:

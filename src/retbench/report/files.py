@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from retbench.atomic_files import atomic_write_text
-from retbench.jsonable import to_jsonable  # noqa: F401 (re-exported: files.to_jsonable)
+from retbench.jsonable import to_jsonable
 
 RESULTS_JSON = "results.json"
 TABLE_MD = "table.md"

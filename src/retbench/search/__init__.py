@@ -2,8 +2,8 @@
 
 - :func:`topk`: the k best (or worst) database items per query, bounded memory, ties by
   ascending index.
-- :func:`top_and_worst`: both ends in one pass over the scores (the report's top-5 / worst-5
-  retrieval galleries).
+- :func:`top_and_worst`: both ends in one pass over the scores (the report's top-10 / worst-5
+  retrieval lists).
 """
 
 from retbench.search.exact import top_and_worst, topk
