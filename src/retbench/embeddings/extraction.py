@@ -83,7 +83,8 @@ def input_pipeline(device: torch.device, num_workers: int | None) -> tuple[str, 
 def cache_material(dataset: Dataset, encoder, runtime: RuntimeConfig, decode: str = "full") -> dict:
     """Everything that changes the embeddings (habit 7): the cache key is its hash.
 
-    ``runtime`` is the resolved :class:`RuntimeConfig`. Reduced decoding is keyed with its margin.
+    ``runtime`` is the resolved :class:`RuntimeConfig`. Reduced decoding is keyed with its margin,
+    fast decoding also with its resize library (whose version is among ``versions``).
     """
     import timm
     import torchvision
@@ -101,7 +102,8 @@ def cache_material(dataset: Dataset, encoder, runtime: RuntimeConfig, decode: st
         "dataset_manifest": dataset.manifest_hash(),
         "n_images": len(dataset),
         "runtime": runtime.to_dict(),
-        "decode": decode if decode == "full" else {"mode": decode, "margin": REDUCED_DECODE_MARGIN},
+        "decode": decode if decode == "full" else {"mode": decode, "margin": REDUCED_DECODE_MARGIN,
+                                                   **({"resize": "torch"} if decode == "fast" else {})},
         "versions": versions,
     }
 
@@ -134,8 +136,9 @@ def extract(
         precision: ``fp32`` (default; exact), ``bf16``, ``fp16`` (CUDA).
         runtime: ``torch`` (default) or ``openvino`` (CPU; the ``openvino`` extra).
         channels_last: channels_last memory format (torch runtime); None = on for CNNs.
-        decode: ``full`` (default; exact) or ``reduced`` (large JPEGs decoded at 1/2-1/8
-            scale by libjpeg, see :mod:`retbench.embeddings.loader`).
+        decode: ``full`` (default; exact), ``reduced`` (large JPEGs decoded at 1/2-1/8
+            scale by libjpeg) or ``fast`` (reduced, and resized by torch instead of PIL);
+            see :mod:`retbench.embeddings.loader`.
         export_dir: where exported OpenVINO models are kept (callers pass ``<cache root>/openvino``;
             None: the user cache dir's, see :func:`retbench.embeddings.openvino_runtime.openvino_forward`).
         progress: called with the number of images just finished (for progress bars).

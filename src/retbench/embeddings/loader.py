@@ -19,6 +19,9 @@ during the inverse DCT (Pillow's ``draft``) when an image is at least
 ``REDUCED_DECODE_MARGIN`` times larger than the size it is resized to; the antialiased
 resize then still reduces it by at least that factor. It changes pixels slightly, so it is
 opt-in, part of the cache key, and its deviation is measured (BENCHMARKS.md) and tested.
+``decode="fast"`` adds to it torch's uint8 resize kernels in place of PIL's
+(:func:`~retbench.encoders.preprocess.tensor_geometry_transform`: 3-7x faster resizing,
+pixels within 2 levels of PIL's), for when decoding is what the model waits for (a GPU).
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ import torch
 from PIL import Image
 
 from retbench.datasets import Dataset, load_rgb
-from retbench.encoders.preprocess import PreprocessConfig, geometry_transform, resized_size
+from retbench.encoders.preprocess import PreprocessConfig, geometry_transform, resized_size, tensor_geometry_transform
 
-DECODE_MODES = ("full", "reduced")
+DECODE_MODES = ("full", "reduced", "fast")
 PARALLEL_MODES = ("threads", "processes")
 # "reduced" decoding keeps the decoded image >= this many times the resize output in both
 # sides, so the final antialiased resize always shrinks it by at least this factor.
@@ -85,7 +88,7 @@ class ImageReader:
         self.dataset = dataset
         self.preprocess = preprocess
         self.decode = decode
-        self.transform = geometry_transform(preprocess)
+        self.transform = tensor_geometry_transform(preprocess) if decode == "fast" else geometry_transform(preprocess)
 
     def __call__(self, index: int) -> tuple[int, torch.Tensor | None, str | None]:
         path = self.dataset.image_path(index)
@@ -140,7 +143,8 @@ def iterate_batches(
     Args:
         num_workers: decoding threads or processes; 0 decodes in the calling thread.
         pin_memory: put pixels in page-locked memory (for non-blocking copies to CUDA).
-        decode: ``"full"`` or ``"reduced"`` (see :func:`load_rgb_reduced`).
+        decode: ``"full"``, ``"reduced"`` (see :func:`load_rgb_reduced`) or ``"fast"`` (reduced, and
+            resized by torch: see the module docstring).
         parallel: ``"threads"`` or ``"processes"`` (see the module docstring).
         prefetch: batches decoded ahead of the one being consumed.
     """

@@ -2,8 +2,10 @@
 
 A :class:`PreprocessConfig` fully describes the eval transform: resize, centre crop,
 interpolation, mean/std. Decoding and geometry run per image (PIL, exactly as the
-reference libraries' eval transforms do); scaling to float and mean/std normalisation
-run per batch (:func:`normalize_batch`), which keeps worker-to-model transfers uint8.
+reference libraries' eval transforms do: :func:`geometry_transform`; or, opt-in, torch's
+uint8 resize kernels: :func:`tensor_geometry_transform`); scaling to float and mean/std
+normalisation run per batch (:func:`normalize_batch`), which keeps worker-to-model
+transfers uint8.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -102,6 +105,33 @@ def geometry_transform(config: PreprocessConfig) -> Callable[[Image.Image], torc
         if crop is not None:
             image = F.center_crop(image, crop)
         return F.pil_to_tensor(image)
+
+    return transform
+
+
+def tensor_geometry_transform(config: PreprocessConfig) -> Callable[[Image.Image], torch.Tensor]:
+    """Like :func:`geometry_transform`, but resized by torch's uint8 kernels instead of PIL's.
+
+    Same output size, crop and padding rule (torchvision's, for tensors); bilinear and bicubic
+    are antialiased as PIL's are, and "nearest" is torch's ``nearest-exact`` (PIL's pixel
+    centres). Not bit-identical to PIL: on the shared photo sets under 1% of the pixels differ,
+    by at most 2 levels, while the resize runs 3-7x faster (BENCHMARKS.md, section 3).
+    """
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    interpolation = InterpolationMode.NEAREST_EXACT if config.interpolation == "nearest" else InterpolationMode(
+        config.interpolation)  # fmt: skip
+    antialias = config.interpolation != "nearest"
+    resize = list(config.resize) if isinstance(config.resize, tuple) else config.resize
+    crop = list(config.crop) if config.crop is not None else None
+
+    def transform(image: Image.Image) -> torch.Tensor:
+        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)  # (3, H, W), channels-last strides
+        pixels = F.resize(pixels, resize, interpolation=interpolation, antialias=antialias)
+        if crop is not None:
+            pixels = F.center_crop(pixels, crop)
+        return pixels.contiguous()
 
     return transform
 

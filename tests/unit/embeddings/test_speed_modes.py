@@ -5,7 +5,8 @@ channels_last fp32 and OpenVINO fp32 agree with eager fp32 to float rounding (< 
 < 1e-4); bf16 (torch autocast or OpenVINO) stays within 1e-2 (measured ~1e-5 on
 real photos; BENCHMARKS.md has the mAP cost with real weights). Reduced JPEG decoding leaves
 images that are not at least twice the resize target bit-identical; on a large photo-like
-JPEG it moves pixels by < 1 level on average (max <= 8) after the resize.
+JPEG it moves pixels by < 1 level on average (max <= 8) after the resize. Fast decoding's
+torch resize stays within 2 levels of PIL's, on under 2% of the pixels.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from retbench.embeddings import EmbeddingStore, extract
 from retbench.embeddings import loader as loader_module
 from retbench.embeddings.runtimes import RuntimeConfig, resolve_runtime
 from retbench.encoders import build_encoder
-from retbench.encoders.preprocess import geometry_transform
+from retbench.encoders.preprocess import PreprocessConfig, geometry_transform, tensor_geometry_transform
 from retbench.errors import EmbeddingError
 from tests.conftest import make_dataset
 
@@ -80,7 +81,8 @@ def test_cache_key_differs_per_mode_and_is_stable(dataset, cache_dir):
     encoder = build_encoder("colorhist")
     cpu = torch.device("cpu")
     configs = [(resolve_runtime(encoder, cpu), "full"), (resolve_runtime(encoder, cpu, precision="bf16"), "full"),
-               (resolve_runtime(encoder, cpu), "reduced"), (RuntimeConfig("torch", "fp32", True, "cpu"), "full")]  # fmt: skip
+               (resolve_runtime(encoder, cpu), "reduced"), (RuntimeConfig("torch", "fp32", True, "cpu"), "full"),
+               (resolve_runtime(encoder, cpu), "fast")]  # fmt: skip
     keys = [cache_key(cache_material(dataset, encoder, config, decode=decode)) for config, decode in configs]
     assert len(set(keys)) == len(keys)
 
@@ -101,7 +103,7 @@ def test_invalid_modes_name_the_fix(dataset, resnet):
         extract(dataset, resnet, precision="fp16")
     with pytest.raises(EmbeddingError, match=r"--runtime must be one of \('torch', 'openvino'\), got 'onnx'"):
         extract(dataset, resnet, runtime="onnx")
-    with pytest.raises(EmbeddingError, match=r"--decode must be one of \('full', 'reduced'\), got 'draft'"):
+    with pytest.raises(EmbeddingError, match=r"--decode must be one of \('full', 'reduced', 'fast'\), got 'draft'"):
         extract(dataset, resnet, decode="draft")
     with pytest.raises(EmbeddingError, match="--channels-last applies to --runtime torch"):
         extract(dataset, resnet, runtime="openvino", channels_last=True)
@@ -196,3 +198,37 @@ def test_cli_flags_reach_the_extraction_and_its_record(tmp_path):
     recorded = ExtractOptions(runtime="openvino", precision="bf16", decode="reduced").to_dict()
     assert (recorded["runtime"], recorded["precision"], recorded["channels_last"], recorded["decode"]) == (
         "openvino", "bf16", None, "reduced")
+
+
+@pytest.mark.parametrize("resize, crop, interpolation", [
+    (256, (224, 224), "bilinear"),  # torchvision ImageNet eval
+    (224, (224, 224), "bicubic"),  # CLIP / timm style
+    ((224, 224), None, "bilinear"),  # the study's squash
+    ((224, 224), None, "nearest"),
+    (200, (224, 240), "bicubic"),  # crop larger than the resized image: zero padding
+])
+def test_fast_resize_stays_within_two_levels_of_pil(tmp_path, resize, crop, interpolation):
+    config = PreprocessConfig(resize=resize, crop=crop, interpolation=interpolation, mean=(0, 0, 0), std=(1, 1, 1))
+    path = tmp_path / "photo.jpg"
+    _photo_like(path, size=(400, 533))  # like clothing10's photos
+    image = load_rgb(path)
+    reference, fast = geometry_transform(config)(image), tensor_geometry_transform(config)(image)
+    assert fast.dtype == torch.uint8 and fast.shape == reference.shape and fast.is_contiguous()
+    difference = (reference.int() - fast.int()).abs()
+    assert difference.max() <= 2
+    assert (difference > 0).float().mean() < 0.02
+    if interpolation == "nearest":  # torch's nearest-exact picks PIL's pixels, plain nearest would not
+        assert torch.equal(reference, fast)
+    if crop == (224, 240):  # wider than the 200 x 266 resize: a black border of 20 columns in both
+        assert fast[:, :, :3].max() == 0 and reference[:, :, :3].max() == 0
+
+
+def test_fast_decoding_in_extract(tmp_path, resnet):
+    root = make_dataset(tmp_path / "d", per_class=1, suffix=".jpg")
+    for i, path in enumerate(sorted((root / "images").rglob("*.jpg"))):
+        _photo_like(path, size=(400, 533), seed=i)
+    dataset = load_dataset(root)
+    full = extract(dataset, resnet, num_workers=2)
+    fast = extract(dataset, resnet, num_workers=2, decode="fast")
+    assert fast.runtime["decode"] == "fast"
+    assert 0 < one_minus_cos(fast.vectors, full.vectors) < 1e-3
