@@ -54,6 +54,9 @@ MODES = {
     "ov-bf16": dict(precision="bf16", runtime="openvino"),
     "fp32-reduced": dict(precision="fp32", runtime="torch", channels_last=None, decode="reduced"),
     "ov-bf16-reduced": dict(precision="bf16", runtime="openvino", decode="reduced"),
+    "fp32-fast": dict(precision="fp32", runtime="torch", channels_last=None, decode="fast"),
+    "ov-bf16-fast": dict(precision="bf16", runtime="openvino", decode="fast"),
+    "fp16-fast": dict(precision="fp16", runtime="torch", channels_last=None, decode="fast"),
     # OpenVINO with a stream per core or so (PERFORMANCE_HINT THROUGHPUT) instead of retbench's LATENCY (one stream)
     "ov-fp32-throughput": dict(precision="fp32", runtime="openvino", hint="THROUGHPUT"),
     "ov-bf16-throughput": dict(precision="bf16", runtime="openvino", hint="THROUGHPUT"),

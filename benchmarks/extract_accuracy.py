@@ -33,7 +33,8 @@ from retbench.encoders import build_encoder  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 REFERENCE = "fp32-eager"
-ACCURACY_MODES = ["fp32-eager", "fp32", "bf16-eager", "bf16", "ov-fp32", "ov-bf16", "fp32-reduced", "ov-bf16-reduced"]
+ACCURACY_MODES = ["fp32-eager", "fp32", "bf16-eager", "bf16", "ov-fp32", "ov-bf16", "fp32-reduced", "ov-bf16-reduced",
+                  "fp32-fast", "ov-bf16-fast"]
 MAP_TOLERANCE = 0.002
 
 
