@@ -11,10 +11,18 @@ It is compiled for the CPU with ``INFERENCE_PRECISION_HINT`` f32 or bf16.
 It is compiled with OpenVINO's ``LATENCY`` hint: one stream whose threads share each
 batch (measured faster here than the ``THROUGHPUT`` hint's one-stream-per-core, which a
 forward call supports by splitting its batch over the streams; see BENCHMARKS.md).
+
+OpenVINO's model conversion reports usage to Google Analytics unless the user has opted out
+(``opt_in_out --opt_out``): about 25 events per conversion, each sent by a forked process from
+a background thread, and a one-second wait at the end. retbench converts with that reporting
+switched off (:func:`_usage_telemetry_off`): it made each export 0.5-0.7 s slower here, and the
+forks from a thread draw warnings from numba's thread pool once an evaluation has run in the
+process. (The one event OpenVINO sends when it is imported is left to the user's setting.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -62,6 +70,30 @@ def export_key(encoder) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+@contextlib.contextmanager
+def _usage_telemetry_off():
+    """Switch off the usage reports of OpenVINO's model conversion (see the module docstring) while inside.
+
+    The conversion reports through one process-wide ``openvino_telemetry.Telemetry`` object, set up
+    on first use; it is set up here as the conversion would, and its consent flag is cleared and
+    then restored. Where the telemetry package is absent (the conversion then uses a no-op stub)
+    or its layout differs, there is nothing to switch off.
+    """
+    try:
+        from openvino.tools.ovc.telemetry_utils import init_ovc_telemetry
+
+        telemetry = init_ovc_telemetry()
+        consent = telemetry.consent
+    except Exception:  # noqa: BLE001 (no telemetry package, or another layout: leave it alone)
+        yield
+        return
+    telemetry.consent = False
+    try:
+        yield
+    finally:
+        telemetry.consent = consent
+
+
 def _convert(encoder):
     """The encoder's model as an OpenVINO model: dynamic batch, uint8 NCHW input, normalisation inside."""
     ov = import_openvino()
@@ -71,7 +103,7 @@ def _convert(encoder):
     model = encoder.model.eval()
     if getattr(encoder, "channels_last", False):  # export the plain layout; OpenVINO picks its own
         model = model.to(memory_format=torch.contiguous_format)
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings(), _usage_telemetry_off():
         # OpenVINO traces with TorchScript: its deprecation and tracer warnings are not the user's concern
         warnings.simplefilter("ignore")
         converted = ov.convert_model(model, example_input=torch.zeros(1, 3, height, width),

@@ -232,3 +232,31 @@ def test_fast_decoding_in_extract(tmp_path, resnet):
     fast = extract(dataset, resnet, num_workers=2, decode="fast")
     assert fast.runtime["decode"] == "fast"
     assert 0 < one_minus_cos(fast.vectors, full.vectors) < 1e-3
+
+
+def test_openvino_conversion_sends_no_usage_reports():
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("openvino_telemetry")
+    from types import SimpleNamespace
+
+    from openvino.tools.ovc.telemetry_utils import init_ovc_telemetry
+
+    from retbench.embeddings import openvino_runtime
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    config = PreprocessConfig(resize=(16, 16), crop=None, interpolation="bilinear", mean=(0, 0, 0), std=(1, 1, 1))
+    telemetry = init_ovc_telemetry()
+    sent = []
+    saved = telemetry.consent, telemetry.sender
+    telemetry.consent = True  # as on a machine without an opt-out file, outside CI
+    telemetry.sender = SimpleNamespace(send=lambda backend, message: sent.append(message),
+                                       force_shutdown=lambda timeout: None)  # fmt: skip
+    try:
+        with torch.no_grad():
+            ov.convert_model(model, example_input=torch.zeros(1, 3, 16, 16))  # the control: OpenVINO reports
+        assert sent, "OpenVINO's conversion no longer reports through this object: revisit _usage_telemetry_off"
+        sent.clear()
+        openvino_runtime._convert(SimpleNamespace(model=model, preprocess=config))
+        assert sent == [] and telemetry.consent is True  # nothing reported, the setting restored
+    finally:
+        telemetry.consent, telemetry.sender = saved
