@@ -48,7 +48,7 @@ def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--decode", choices=("full", "reduced", "fast"), default="full",
                        help="full (default, exact); reduced: JPEGs >= 2x the resize target decoded at 1/2-1/8 "
                             "scale (faster, pixels change slightly); fast: reduced, and resized by torch instead of "
-                            "PIL (pixels within 2 levels; for GPUs, where decoding is the bottleneck)")
+                            "PIL (a few pixels differ by a few levels; for GPUs, where decoding is the bottleneck)")
     group.add_argument("--cache-dir", type=Path, default=None,
                        help="embedding cache (default: $RETBENCH_CACHE_DIR or the user cache dir)")
     group.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")

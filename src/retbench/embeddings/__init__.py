@@ -56,7 +56,7 @@ def embed(
         decode: ``"full"`` (default; exact), ``"reduced"``: JPEGs at least twice the
             resize target are decoded at 1/2, 1/4 or 1/8 scale (faster; pixels change slightly),
             or ``"fast"``: reduced, and resized by torch's uint8 kernels instead of PIL's
-            (pixels within 2 levels of PIL's; for when decoding limits the speed, e.g. on a GPU).
+            (some pixels a few levels off PIL's; for when decoding limits the speed, e.g. on a GPU).
         cache_dir: embedding cache root (default: ``$RETBENCH_CACHE_DIR`` or the user cache dir).
         use_cache: False computes without reading or writing the cache.
         skip_bad: False raises :class:`~retbench.errors.BadImagesError` naming every

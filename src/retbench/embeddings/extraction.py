@@ -84,13 +84,16 @@ def cache_material(dataset: Dataset, encoder, runtime: RuntimeConfig, decode: st
     """Everything that changes the embeddings (habit 7): the cache key is its hash.
 
     ``runtime`` is the resolved :class:`RuntimeConfig`. Reduced decoding is keyed with its margin,
-    fast decoding also with its resize library (whose version is among ``versions``).
+    fast decoding also with its resize library and the CPU instruction set its kernels ran with
+    (torch's AVX2 path and its generic one round differently).
     """
+    import PIL
     import timm
     import torchvision
 
     describe = encoder.describe()
-    versions = {"torch": torch.__version__, "torchvision": torchvision.__version__, "timm": timm.__version__}
+    versions = {"torch": torch.__version__, "torchvision": torchvision.__version__, "timm": timm.__version__,
+                "pillow": PIL.__version__}  # fmt: skip
     if runtime.runtime == "openvino":
         from retbench.embeddings.openvino_runtime import import_openvino
 
@@ -102,10 +105,19 @@ def cache_material(dataset: Dataset, encoder, runtime: RuntimeConfig, decode: st
         "dataset_manifest": dataset.manifest_hash(),
         "n_images": len(dataset),
         "runtime": runtime.to_dict(),
-        "decode": decode if decode == "full" else {"mode": decode, "margin": REDUCED_DECODE_MARGIN,
-                                                   **({"resize": "torch"} if decode == "fast" else {})},
+        "decode": _decode_material(decode),
         "versions": versions,
     }
+
+
+def _decode_material(decode: str) -> str | dict:
+    """The decoding mode's part of :func:`cache_material`."""
+    if decode == "full":
+        return decode
+    material = {"mode": decode, "margin": REDUCED_DECODE_MARGIN}
+    if decode == "fast":
+        material.update(resize="torch", cpu_capability=torch.backends.cpu.get_cpu_capability())
+    return material
 
 
 def extract(

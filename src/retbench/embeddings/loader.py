@@ -20,8 +20,10 @@ during the inverse DCT (Pillow's ``draft``) when an image is at least
 resize then still reduces it by at least that factor. It changes pixels slightly, so it is
 opt-in, part of the cache key, and its deviation is measured (BENCHMARKS.md) and tested.
 ``decode="fast"`` adds to it torch's uint8 resize kernels in place of PIL's
-(:func:`~retbench.encoders.preprocess.tensor_geometry_transform`: 3-7x faster resizing,
-pixels within 2 levels of PIL's), for when decoding is what the model waits for (a GPU).
+(:func:`~retbench.encoders.preprocess.tensor_geometry_transform`: resizing several times
+faster, some pixels a few levels off PIL's), for when decoding is what the model waits for
+(a GPU). In decoding threads (the CPU default) torch may split each resize over a few OpenMP
+threads of its own; this was measured on 2 cores only.
 """
 
 from __future__ import annotations

@@ -112,23 +112,32 @@ def geometry_transform(config: PreprocessConfig) -> Callable[[Image.Image], torc
 def tensor_geometry_transform(config: PreprocessConfig) -> Callable[[Image.Image], torch.Tensor]:
     """Like :func:`geometry_transform`, but resized by torch's uint8 kernels instead of PIL's.
 
-    Same output size, crop and padding rule (torchvision's, for tensors); bilinear and bicubic
-    are antialiased as PIL's are, and "nearest" is torch's ``nearest-exact`` (PIL's pixel
-    centres). Not bit-identical to PIL: on the shared photo sets under 1% of the pixels differ,
-    by at most 2 levels, while the resize runs 3-7x faster (BENCHMARKS.md, section 3).
+    PIL RGB image (the loader's :func:`~retbench.datasets.load_rgb`) -> (3, H, W) uint8 tensor,
+    contiguous. Same output size, crop and zero padding (torchvision's rules for tensors);
+    bilinear and bicubic are antialiased as PIL's are, but round differently, so some pixels
+    differ by a few levels (measured per preprocessing in BENCHMARKS.md, section 3), while the
+    resize runs several times faster. "nearest" stays with PIL: torch's ``nearest-exact``
+    picks other pixels where a pixel centre falls exactly on a boundary (e.g. 256 -> 224).
+    The results of torch's kernels depend on the CPU's instruction set (its AVX2 path vs the
+    generic one), which the embedding cache key records.
+
+    Raises:
+        ValueError: (when called) the image is not RGB.
     """
+    if config.interpolation == "nearest":
+        return geometry_transform(config)
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms.v2 import functional as F
 
-    interpolation = InterpolationMode.NEAREST_EXACT if config.interpolation == "nearest" else InterpolationMode(
-        config.interpolation)  # fmt: skip
-    antialias = config.interpolation != "nearest"
+    interpolation = InterpolationMode(config.interpolation)
     resize = list(config.resize) if isinstance(config.resize, tuple) else config.resize
     crop = list(config.crop) if config.crop is not None else None
 
     def transform(image: Image.Image) -> torch.Tensor:
-        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)  # (3, H, W), channels-last strides
-        pixels = F.resize(pixels, resize, interpolation=interpolation, antialias=antialias)
+        if image.mode != "RGB":
+            raise ValueError(f"tensor_geometry_transform needs an RGB image, got mode {image.mode!r}")
+        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)  # channels-last strides
+        pixels = F.resize(pixels, resize, interpolation=interpolation, antialias=True)
         if crop is not None:
             pixels = F.center_crop(pixels, crop)
         return pixels.contiguous()
