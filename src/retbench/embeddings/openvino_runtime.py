@@ -13,11 +13,11 @@ batch (measured faster here than the ``THROUGHPUT`` hint's one-stream-per-core, 
 forward call supports by splitting its batch over the streams; see BENCHMARKS.md).
 
 OpenVINO's model conversion reports usage to Google Analytics unless the user has opted out
-(``opt_in_out --opt_out``): about 25 events per conversion, each sent by a forked process from
-a background thread, and a one-second wait at the end. retbench converts with that reporting
-switched off (:func:`_usage_telemetry_off`): it made each export 0.5-0.7 s slower here, and the
-forks from a thread draw warnings from numba's thread pool once an evaluation has run in the
-process. (The one event OpenVINO sends when it is imported is left to the user's setting.)
+(``opt_in_out --opt_out``): some 15 events per conversion, sent from copies of this process
+forked by background threads. retbench converts with that reporting switched off
+(:func:`_usage_telemetry_off`): the forks made each export slower (``benchmarks/openvino_export.py``)
+and, once an evaluation has started numba's thread pool, drew a warning each. (The one event
+OpenVINO sends when it is imported is left to the user's setting.)
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 INSTALL_HINT = "pip install 'retbench[openvino]'"
 _INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 PERFORMANCE_HINT = "LATENCY"  # or "THROUGHPUT": one stream per core or so (measured slower on 2 cores)
+_CONVERSION_LOCK = threading.Lock()  # one conversion at a time: they share OpenVINO's telemetry switch
 
 
 def import_openvino():
@@ -77,21 +79,23 @@ def _usage_telemetry_off():
     The conversion reports through one process-wide ``openvino_telemetry.Telemetry`` object, set up
     on first use; it is set up here as the conversion would, and its consent flag is cleared and
     then restored. Where the telemetry package is absent (the conversion then uses a no-op stub)
-    or its layout differs, there is nothing to switch off.
+    or its layout differs, there is nothing to switch off. Conversions run one at a time.
     """
-    try:
-        from openvino.tools.ovc.telemetry_utils import init_ovc_telemetry
+    with _CONVERSION_LOCK:
+        telemetry = None
+        try:
+            from openvino.tools.ovc.telemetry_utils import init_ovc_telemetry
 
-        telemetry = init_ovc_telemetry()
-        consent = telemetry.consent
-    except Exception:  # noqa: BLE001 (no telemetry package, or another layout: leave it alone)
-        yield
-        return
-    telemetry.consent = False
-    try:
-        yield
-    finally:
-        telemetry.consent = consent
+            telemetry = init_ovc_telemetry()
+            consent = telemetry.consent
+            telemetry.consent = False
+        except Exception:  # noqa: BLE001 (no telemetry package, or another layout: leave it alone)
+            telemetry = None
+        try:
+            yield
+        finally:
+            if telemetry is not None:
+                telemetry.consent = consent
 
 
 def _convert(encoder):
