@@ -6,7 +6,9 @@ BENCHMARKS.md, where end to end ran at 0.15-0.71 of forward-only): for each deco
 model's process, the CPU default; ``processes``, the CUDA default), images per second through
 ``retbench.embeddings.loader.iterate_batches`` with one worker per core, best of ``--rounds``
 interleaved rounds. Then, over every image of the sample, how many pixels each mode's model
-input differs from the exact ``full`` decode in, and by how many levels at most.
+input differs from the exact ``full`` decode in, and by how many levels at most; and, per
+preprocessing (resize + centre crop, or the study's squash; bilinear or bicubic), the resize
+alone on one thread, PIL vs torch (``--decode fast``'s resize), with the same pixel comparison.
 
     .venv/bin/python benchmarks/decode.py --json benchmarks/results/decode.json
 """
@@ -19,14 +21,20 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from extract import DEFAULT_DATASET, environment, load, sample, wait_for_quiet  # noqa: E402
 
-from retbench.datasets import load_dataset  # noqa: E402
+from retbench.datasets import load_dataset, load_rgb  # noqa: E402
 from retbench.embeddings.loader import DECODE_MODES, PARALLEL_MODES, ImageReader, default_num_workers, iterate_batches  # noqa: E402
 from retbench.encoders import build_encoder  # noqa: E402
+from retbench.encoders.preprocess import PreprocessConfig, geometry_transform, tensor_geometry_transform  # noqa: E402
+
+#: (name, resize, crop) of the preprocessings compared for the resize alone.
+GEOMETRIES = [("resize 256 + crop 224", 256, (224, 224)), ("resize 224 + crop 224", 224, (224, 224)),
+              ("squash 224 x 224 (study)", (224, 224), None)]  # fmt: skip
 
 
 def throughput(dataset, preprocess, decode: str, parallel: str, workers: int, batch_size: int) -> float:
@@ -50,6 +58,32 @@ def pixel_deviation(dataset, preprocess, decode: str) -> dict:
         images += bool((difference > 0).any())
         largest = max(largest, int(difference.max()))
     return {"images_changed": images, "pixels_changed": differing / total, "max_levels": largest}
+
+
+def compare(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int]:
+    """(pixels that differ, largest difference in levels) of two uint8 images."""
+    difference = (a.int() - b.int()).abs()
+    return int((difference > 0).sum()), int(difference.max())
+
+
+def resize_alone(images: list, interpolation: str) -> list[dict]:
+    """Per geometry: PIL vs torch resize time (ms per image, one thread) and their pixel differences."""
+    rows = []
+    for name, resize, crop in GEOMETRIES:
+        config = PreprocessConfig(resize=resize, crop=crop, interpolation=interpolation, mean=(0, 0, 0), std=(1, 1, 1))
+        seconds, outputs = {}, {}
+        for library, transform in (("pil", geometry_transform(config)), ("torch", tensor_geometry_transform(config))):
+            started = time.perf_counter()
+            outputs[library] = [transform(image) for image in images]
+            seconds[library] = time.perf_counter() - started
+        compared = [compare(a, b) for a, b in zip(outputs["pil"], outputs["torch"])]
+        size = outputs["pil"][0].numel()
+        rows.append({"geometry": name, "interpolation": interpolation,
+                     "pil_ms": 1e3 * seconds["pil"] / len(images), "torch_ms": 1e3 * seconds["torch"] / len(images),
+                     "pixels_changed": sum(n for n, _ in compared) / (size * len(images)),
+                     "worst_image_pixels_changed": max(n for n, _ in compared) / size,
+                     "max_levels": max(m for _, m in compared)})  # fmt: skip
+    return rows
 
 
 def main(argv=None) -> int:
@@ -78,6 +112,10 @@ def main(argv=None) -> int:
             best[decode, parallel] = max(rate, measured)
             print(f"  round {round_ + 1}: {decode} / {parallel}: {measured:.0f} img/s; {load()}", flush=True)
     deviations = {d: pixel_deviation(dataset, preprocess, d) for d in DECODE_MODES if d != "full"}
+    images = [load_rgb(dataset.image_path(row)) for row in range(len(dataset))]
+    sizes = np.array([image.size for image in images])
+    torch.set_num_threads(1)
+    resizes = [row for interpolation in ("bilinear", "bicubic") for row in resize_alone(images, interpolation)]
     print("\n| decode | threads (img/s) | processes (img/s) | vs full (processes) | images changed | pixels changed | max levels |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for decode in DECODE_MODES:
@@ -85,12 +123,22 @@ def main(argv=None) -> int:
         print(f"| {decode} | {best[decode, 'threads']:.0f} | {best[decode, 'processes']:.0f} | "
               f"{best[decode, 'processes'] / best['full', 'processes']:.2f}x | {dev['images_changed']} of {len(dataset)} | "
               f"{100 * dev['pixels_changed']:.2f}% | {dev['max_levels']} |")  # fmt: skip
+    print(f"\nThe resize alone (after decoding), one thread, PIL vs torch, over the same {len(images)} images "
+          f"({sizes[:, 0].min()}-{sizes[:, 0].max()} x {sizes[:, 1].min()}-{sizes[:, 1].max()} px):\n")  # fmt: skip
+    print("| preprocessing | interpolation | PIL ms / image | torch ms / image | speed-up | pixels changed | "
+          "worst image | max levels |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in resizes:
+        print(f"| {r['geometry']} | {r['interpolation']} | {r['pil_ms']:.2f} | {r['torch_ms']:.2f} | "
+              f"{r['pil_ms'] / r['torch_ms']:.1f}x | {100 * r['pixels_changed']:.2f}% | "
+              f"{100 * r['worst_image_pixels_changed']:.1f}% | {r['max_levels']} |")  # fmt: skip
     print(f"\n{load()}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         rows = [{"decode": d, "parallel": p, "images_per_s": r} for (d, p), r in best.items()]
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "environment": env,
-                                         "throughput": rows, "deviation": deviations}, indent=1) + "\n")  # fmt: skip
+                                         "throughput": rows, "deviation": deviations, "resize_alone": resizes},
+                                        indent=1) + "\n")  # fmt: skip
     return 0
 
 

@@ -60,13 +60,15 @@ def main(argv=None) -> int:
     parser.add_argument("--datasets", nargs="+", type=Path, default=[SHARED / "clothing10", SHARED / "signdigits10"])
     parser.add_argument("--encoder", default="efficientnet_lite0")
     parser.add_argument("--modes", nargs="+", default=ACCURACY_MODES)
+    parser.add_argument("--preprocess", choices=("default", "study"), default="default",
+                        help="the encoder's eval transform, or the study's 224 x 224 squash")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     print("# benchmarks/extract_accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv))
     print(json.dumps(environment(), indent=1))
-    encoder = build_encoder(args.encoder, device="cpu")
-    print(f"encoder {args.encoder}: weights {encoder.weights.source}")
+    encoder = build_encoder(args.encoder, device="cpu", preprocess=args.preprocess)
+    print(f"encoder {args.encoder}: weights {encoder.weights.source}; preprocessing {encoder.preprocess}")
     results = []
     with tempfile.TemporaryDirectory(prefix="retbench-acc-") as tmp:
         for path in args.datasets:
@@ -101,7 +103,8 @@ def main(argv=None) -> int:
     print(f"\n{load()}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"encoder": args.encoder, "results": results}, indent=1) + "\n")
+        args.json.write_text(json.dumps({"encoder": args.encoder, "preprocess": encoder.preprocess.to_dict(),
+                                         "results": results}, indent=1) + "\n")  # fmt: skip
     return 0
 
 
