@@ -12,6 +12,7 @@ torch resize stays within 2 levels of PIL's, on under 2% of the pixels.
 from __future__ import annotations
 
 import builtins
+import warnings
 
 import numpy as np
 import pytest
@@ -286,7 +287,8 @@ def test_openvino_conversion_sends_no_usage_reports(tmp_path, monkeypatch):
     telemetry.sender = SimpleNamespace(send=lambda backend, message: sent.append(message),
                                        force_shutdown=lambda timeout: None)  # fmt: skip
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # OpenVINO traces with TorchScript, deprecated in torch
             ov.convert_model(model, example_input=torch.zeros(1, 3, 16, 16))  # the control: OpenVINO reports
         assert sent, "OpenVINO's conversion no longer reports through this object: revisit _usage_telemetry_off"
         sent.clear()
