@@ -13,8 +13,8 @@ batch (measured faster here than the ``THROUGHPUT`` hint's one-stream-per-core, 
 forward call supports by splitting its batch over the streams; see BENCHMARKS.md).
 
 OpenVINO's model conversion reports usage to Google Analytics unless the user has opted out
-(``opt_in_out --opt_out``): some 15 events per conversion, sent from copies of this process
-forked by background threads. retbench converts with that reporting switched off
+(``opt_in_out --opt_out``): some 17 reports per conversion, each sent from a copy of this
+process forked by a background thread. retbench converts with that reporting switched off
 (:func:`_usage_telemetry_off`): the forks made each export slower (``benchmarks/openvino_export.py``)
 and, once an evaluation has started numba's thread pool, drew a warning each. (The one event
 OpenVINO sends when it is imported is left to the user's setting.)
@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 INSTALL_HINT = "pip install 'retbench[openvino]'"
 _INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 PERFORMANCE_HINT = "LATENCY"  # or "THROUGHPUT": one stream per core or so (measured slower on 2 cores)
-_CONVERSION_LOCK = threading.Lock()  # one conversion at a time: they share OpenVINO's telemetry switch
+_CONVERSION_LOCK = threading.RLock()  # one conversion at a time: they share OpenVINO's telemetry switch
 
 
 def import_openvino():

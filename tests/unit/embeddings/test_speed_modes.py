@@ -6,7 +6,8 @@ channels_last fp32 and OpenVINO fp32 agree with eager fp32 to float rounding (< 
 real photos; BENCHMARKS.md has the mAP cost with real weights). Reduced JPEG decoding leaves
 images that are not at least twice the resize target bit-identical; on a large photo-like
 JPEG it moves pixels by < 1 level on average (max <= 8) after the resize. Fast decoding's
-torch resize stays within 2 levels of PIL's, on under 2% of the pixels.
+torch resize stays within a quarter level of PIL's on average (max 8); with a crop, on CPUs
+where torch uses its AVX2 kernels, within 2 levels on under 2% of the pixels.
 """
 
 from __future__ import annotations
@@ -97,6 +98,19 @@ def test_cache_key_differs_per_mode_and_is_stable(dataset, cache_dir):
     pytest.importorskip("openvino")
     openvino = cache_key(cache_material(dataset, encoder, RuntimeConfig("openvino", "fp32", False, "cpu")))
     assert openvino not in keys
+
+
+def test_fast_decoding_is_keyed_by_the_cpu_instruction_set(dataset, monkeypatch):
+    from retbench.embeddings.extraction import cache_material
+    from retbench.embeddings.store import cache_key
+
+    encoder = build_encoder("colorhist")
+    config = resolve_runtime(encoder, torch.device("cpu"))
+    before = {d: cache_key(cache_material(dataset, encoder, config, decode=d)) for d in ("full", "fast")}
+    here = torch.backends.cpu.get_cpu_capability()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT" if here != "DEFAULT" else "AVX2")
+    after = {d: cache_key(cache_material(dataset, encoder, config, decode=d)) for d in ("full", "fast")}
+    assert after["full"] == before["full"] and after["fast"] != before["fast"]
 
 
 def test_invalid_modes_name_the_fix(dataset, resnet):
@@ -218,23 +232,25 @@ def _edged_photo(path, size, seed=0):
     (224, (224, 224), "bicubic", (533, 400)),  # CLIP / timm style, landscape
     (200, (224, 240), "bicubic", (400, 533)),  # crop larger than the resized image: zero padding
 ])
-def test_fast_resize_stays_within_two_levels_of_pil_with_a_crop(tmp_path, resize, crop, interpolation, size):
+def test_fast_resize_stays_close_to_pil_with_a_crop(tmp_path, resize, crop, interpolation, size):
     config = PreprocessConfig(resize=resize, crop=crop, interpolation=interpolation, mean=(0, 0, 0), std=(1, 1, 1))
     _edged_photo(tmp_path / "photo.jpg", size)
     image = load_rgb(tmp_path / "photo.jpg")
     reference, fast = geometry_transform(config)(image), tensor_geometry_transform(config)(image)
     assert fast.dtype == torch.uint8 and fast.shape == reference.shape and fast.is_contiguous()
     difference = (reference.int() - fast.int()).abs()
-    assert difference.max() <= 2
-    assert (difference > 0).float().mean() < 0.02
+    assert difference.max() <= 8 and difference.float().mean() < 0.25  # a shifted or wrong filter: 0.7-4.7
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):  # the generic kernel rounds apart more often
+        assert difference.max() <= 2
+        assert (difference > 0).float().mean() < 0.02
     if crop == (224, 240):  # wider than the 200 x 266 resize: a black border of 20 columns in both
         assert fast[:, :, :3].max() == 0 and reference[:, :, :3].max() == 0
 
 
 @pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
 def test_fast_squash_stays_close_to_pil(tmp_path, interpolation):
-    """The study's squash (no crop) rounds apart more often (BENCHMARKS.md: up to ~15% of an image's
-    pixels, by up to a few levels); a wrong size, offset or filter would differ by far more."""
+    """The study's squash (no crop) rounds apart more often (BENCHMARKS.md: up to 20% of an image's
+    pixels, by up to 6 levels); a wrong size, offset or filter would differ by far more."""
     config = PreprocessConfig(resize=(224, 224), crop=None, interpolation=interpolation, mean=(0, 0, 0),
                               std=(1, 1, 1))  # fmt: skip
     _edged_photo(tmp_path / "photo.jpg", (400, 533))
