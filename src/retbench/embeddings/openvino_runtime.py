@@ -82,7 +82,6 @@ def _usage_telemetry_off():
     or its layout differs, there is nothing to switch off. Conversions run one at a time.
     """
     with _CONVERSION_LOCK:
-        telemetry = None
         try:
             from openvino.tools.ovc.telemetry_utils import init_ovc_telemetry
 

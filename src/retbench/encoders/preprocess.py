@@ -91,14 +91,19 @@ def resized_size(config: PreprocessConfig, width: int, height: int) -> tuple[int
     return (new_short, new_long) if width <= height else (new_long, new_short)
 
 
+def _resize_and_crop(config: PreprocessConfig) -> tuple[int | list[int], list[int] | None]:
+    """The config's resize and crop as torchvision's resize / center_crop take them."""
+    resize = list(config.resize) if isinstance(config.resize, tuple) else config.resize
+    return resize, list(config.crop) if config.crop is not None else None
+
+
 def geometry_transform(config: PreprocessConfig) -> Callable[[Image.Image], torch.Tensor]:
     """PIL RGB image -> (3, H, W) uint8 tensor: resize then centre crop, as the config says."""
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 
     interpolation = InterpolationMode(config.interpolation)
-    resize = list(config.resize) if isinstance(config.resize, tuple) else config.resize
-    crop = list(config.crop) if config.crop is not None else None
+    resize, crop = _resize_and_crop(config)
 
     def transform(image: Image.Image) -> torch.Tensor:
         image = F.resize(image, resize, interpolation=interpolation)
@@ -130,8 +135,7 @@ def tensor_geometry_transform(config: PreprocessConfig) -> Callable[[Image.Image
     from torchvision.transforms.v2 import functional as F
 
     interpolation = InterpolationMode(config.interpolation)
-    resize = list(config.resize) if isinstance(config.resize, tuple) else config.resize
-    crop = list(config.crop) if config.crop is not None else None
+    resize, crop = _resize_and_crop(config)
 
     def transform(image: Image.Image) -> torch.Tensor:
         if image.mode != "RGB":
